@@ -1,0 +1,1 @@
+"""Deploy targets, one sub-package each, imported as ``cloudserve_adapters.<name>``."""

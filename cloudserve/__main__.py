@@ -1,0 +1,3 @@
+from cloudserve.cli.main import main
+
+main()

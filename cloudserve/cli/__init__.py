@@ -1,0 +1,1 @@
+"""The cloudserve command line."""

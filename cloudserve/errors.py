@@ -1,0 +1,131 @@
+"""The one error hierarchy of cloudserve.
+
+Every expected failure is a :class:`CloudserveError` subclass. Each class carries the
+process exit code the CLI uses for it, so CI steps can branch on the code:
+
+====  ==========================================================
+code  meaning
+====  ==========================================================
+0     success
+1     unexpected internal error (a bug: run again with --verbose)
+2     usage or configuration error (bad flag, bad cloudserve.yaml)
+3     preflight failed: nothing was uploaded or created
+4     the provider (cloud API, runtime) reported an error
+5     timed out waiting for the provider
+6     credentials missing or rejected
+7     asked for something the target does not support
+8     a model, version or resource was not found
+====  ==========================================================
+
+Adapters translate SDK exceptions at their boundary (``raise ProviderError(...) from e``)
+so the CLI never has to know a cloud SDK's exception types.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+
+
+class CloudserveError(Exception):
+    """Base class of every error cloudserve expects and explains.
+
+    Args:
+        message: one line saying what went wrong.
+        hint: one line saying what to do about it (optional).
+        provider: the target that raised it, when there is one.
+    """
+
+    exit_code: int = 1
+    kind: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None, provider: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.provider = provider
+
+    def to_dict(self) -> dict[str, object]:
+        """The stable JSON shape printed under ``--output json``."""
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "hint": self.hint,
+            "provider": self.provider,
+            "exit_code": self.exit_code,
+        }
+
+
+class ConfigError(CloudserveError):
+    """A flag, environment variable or cloudserve.yaml value is invalid or missing."""
+
+    exit_code = 2
+    kind = "config"
+
+
+class MissingDependency(ConfigError):
+    """An optional extra (a cloud SDK, TensorFlow) is not installed."""
+
+    kind = "missing_dependency"
+
+    def __init__(self, package: str, extra: str, *, provider: str | None = None):
+        super().__init__(
+            f"{package} is not installed",
+            hint=f"pip install 'cloudserve[{extra}]'",
+            provider=provider,
+        )
+
+
+class PreflightError(CloudserveError):
+    """One or more preflight findings of severity ``error``; nothing was uploaded."""
+
+    exit_code = 3
+    kind = "preflight"
+
+    def __init__(self, message: str, *, findings: list | None = None, **kw):
+        super().__init__(message, **kw)
+        self.findings = list(findings or [])
+
+    def to_dict(self) -> dict[str, object]:
+        d = super().to_dict()
+        d["findings"] = [f.to_dict() for f in self.findings]
+        return d
+
+
+class ProviderError(CloudserveError):
+    """The target's API (or the local runtime) reported a failure."""
+
+    exit_code = 4
+    kind = "provider"
+
+    def __init__(self, message: str, *, http_status: int | None = None, **kw):
+        super().__init__(message, **kw)
+        self.http_status = http_status
+
+
+class DeployTimeout(CloudserveError):
+    """A wait for the provider (upload, long-running operation, endpoint update) timed out."""
+
+    exit_code = 5
+    kind = "timeout"
+
+
+class CredentialsError(CloudserveError):
+    """Credentials are missing, expired or rejected. Never includes the credential itself."""
+
+    exit_code = 6
+    kind = "credentials"
+
+
+class NotSupported(CloudserveError):
+    """The target does not offer the feature that was asked for."""
+
+    exit_code = 7
+    kind = "not_supported"
+
+
+class NotFound(CloudserveError):
+    """The model, version or resource named does not exist on the target."""
+
+    exit_code = 8
+    kind = "not_found"

@@ -1,0 +1,253 @@
+"""Export inspection: what is in a SavedModel directory, read without TensorFlow.
+
+``saved_model.pb`` is decoded with a small protobuf wire-format reader that walks only the
+fields cloudserve needs (tags, TF version, signature defs) and skips the graph by length, so
+inspecting a 2 GB export is fast and needs no TensorFlow install.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from cloudserve.errors import ConfigError
+from cloudserve.records import ExportInfo, SignatureInfo, TensorInfo
+
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+
+# tensorflow/core/framework/types.proto
+DTYPE_NAMES = {
+    0: "DT_INVALID",
+    1: "DT_FLOAT",
+    2: "DT_DOUBLE",
+    3: "DT_INT32",
+    4: "DT_UINT8",
+    5: "DT_INT16",
+    6: "DT_INT8",
+    7: "DT_STRING",
+    8: "DT_COMPLEX64",
+    9: "DT_INT64",
+    10: "DT_BOOL",
+    11: "DT_QINT8",
+    12: "DT_QUINT8",
+    13: "DT_QINT32",
+    14: "DT_BFLOAT16",
+    15: "DT_QINT16",
+    16: "DT_QUINT16",
+    17: "DT_UINT16",
+    18: "DT_COMPLEX128",
+    19: "DT_HALF",
+    20: "DT_RESOURCE",
+    21: "DT_VARIANT",
+    22: "DT_UINT32",
+    23: "DT_UINT64",
+}
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 70:
+            raise ValueError("varint too long")
+
+
+def _fields(buf: memoryview) -> Iterator[tuple[int, int | memoryview]]:
+    """Yield (field_number, value): ints for varints, memoryviews for length-delimited."""
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            yield number, value
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > end:
+                raise ValueError("truncated field")
+            yield number, buf[pos : pos + length]
+            pos += length
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+
+
+def _signed64(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _map_entries(buf: memoryview) -> tuple[str, memoryview]:
+    key, value = "", memoryview(b"")
+    for number, v in _fields(buf):
+        if number == 1:
+            key = bytes(v).decode()
+        elif number == 2:
+            value = v
+    return key, value
+
+
+def _tensor_info(buf: memoryview) -> TensorInfo:
+    name, dtype, shape = "", "DT_INVALID", None
+    for number, v in _fields(buf):
+        if number == 1:
+            name = bytes(v).decode()
+        elif number == 2:
+            dtype = DTYPE_NAMES.get(int(v), f"DT_{int(v)}")
+        elif number == 3:
+            dims: list[int] = []
+            unknown_rank = False
+            for n2, v2 in _fields(v):
+                if n2 == 2:
+                    size = 0
+                    for n3, v3 in _fields(v2):
+                        if n3 == 1:
+                            size = _signed64(int(v3))
+                    dims.append(size)
+                elif n2 == 3:
+                    unknown_rank = bool(v2)
+            shape = None if unknown_rank else tuple(dims)
+    return TensorInfo(dtype=dtype, shape=shape, tensor_name=name)
+
+
+def _signature(buf: memoryview) -> SignatureInfo:
+    inputs: dict[str, TensorInfo] = {}
+    outputs: dict[str, TensorInfo] = {}
+    method = ""
+    for number, v in _fields(buf):
+        if number in (1, 2):
+            key, value = _map_entries(v)
+            (inputs if number == 1 else outputs)[key] = _tensor_info(value)
+        elif number == 3:
+            method = bytes(v).decode()
+    return SignatureInfo(method=method, inputs=inputs, outputs=outputs)
+
+
+def parse_saved_model(data: bytes) -> list[tuple[tuple[str, ...], str | None, dict]]:
+    """Decode ``saved_model.pb`` into one (tags, tf_version, signatures) per MetaGraphDef."""
+    graphs = []
+    for number, meta in _fields(memoryview(data)):
+        if number != 2:
+            continue
+        tags: list[str] = []
+        tf_version: str | None = None
+        signatures: dict[str, SignatureInfo] = {}
+        for n, v in _fields(meta):
+            if n == 1:  # MetaInfoDef
+                for n2, v2 in _fields(v):
+                    if n2 == 4:
+                        tags.append(bytes(v2).decode())
+                    elif n2 == 5:
+                        tf_version = bytes(v2).decode() or None
+            elif n == 5:  # signature_def map
+                key, value = _map_entries(v)
+                signatures[key] = _signature(value)
+        graphs.append((tuple(tags), tf_version, signatures))
+    return graphs
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _numeric(name: str) -> int | None:
+    return int(name) if name.isdigit() else None
+
+
+def resolve_export_dir(path: Path) -> tuple[Path, Path | None, int | None]:
+    """Find the SavedModel directory for a user-given path.
+
+    Returns (savedmodel_dir, base_path, version). ``path`` may be the SavedModel itself
+    (its version is its numeric directory name, if it has one) or a TF-Serving base path
+    holding numeric version directories (the highest one that holds a SavedModel wins).
+
+    Raises:
+        ConfigError: the path does not exist or holds no SavedModel.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ConfigError(
+            f"export path {path} does not exist",
+            hint="pass the directory that holds saved_model.pb (or its parent version dirs)",
+        )
+    if not path.is_dir():
+        raise ConfigError(f"export path {path} is not a directory", hint="pass the SavedModel dir")
+    if any((path / f).is_file() for f in SAVED_MODEL_FILES):
+        return path, None, _numeric(path.name)
+    versions = sorted(
+        (v, child)
+        for child in path.iterdir()
+        if child.is_dir()
+        and (v := _numeric(child.name)) is not None
+        and any((child / f).is_file() for f in SAVED_MODEL_FILES)
+    )
+    if versions:
+        version, child = versions[-1]
+        return child, path, version
+    raise ConfigError(
+        f"no SavedModel in {path}: no saved_model.pb there nor in a numeric version directory",
+        hint="export with tf.saved_model.save(model, DIR) or model.export(DIR), then pass DIR",
+    )
+
+
+def inspect(path: str | os.PathLike[str], *, tags: tuple[str, ...] = ("serve",)) -> ExportInfo:
+    """Inspect a SavedModel export: files, size, signatures and the TF version that wrote it.
+
+    Reads files only; never imports TensorFlow and never changes anything.
+
+    Raises:
+        ConfigError: the path holds no readable SavedModel, or no MetaGraph has ``tags``.
+    """
+    export_dir, base_path, version = resolve_export_dir(Path(path))
+    files: list[str] = []
+    total = 0
+    for root, _dirs, names in os.walk(export_dir):
+        for name in names:
+            full = Path(root) / name
+            files.append(full.relative_to(export_dir).as_posix())
+            total += full.stat().st_size
+    files.sort()
+    pb = export_dir / "saved_model.pb"
+    if not pb.is_file():
+        raise ConfigError(
+            f"{export_dir} holds saved_model.pbtxt; cloudserve inspects only binary SavedModels",
+            hint="re-export with tf.saved_model.save, which writes saved_model.pb",
+        )
+    try:
+        graphs = parse_saved_model(pb.read_bytes())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{pb} is not a valid SavedModel ({e})", hint="re-export it") from e
+    wanted = set(tags)
+    match = next((g for g in graphs if wanted <= set(g[0])), None)
+    if match is None:
+        found = [list(t) for t, _, _ in graphs]
+        raise ConfigError(
+            f"{pb} has no MetaGraph tagged {sorted(wanted)} (found: {found})",
+            hint="export with the 'serve' tag (tf.saved_model.save does by default)",
+        )
+    graph_tags, tf_version, signatures = match
+    return ExportInfo(
+        path=export_dir,
+        base_path=base_path,
+        version=version,
+        total_bytes=total,
+        file_count=len(files),
+        files=tuple(files),
+        tf_version=tf_version,
+        saved_model_file="saved_model.pb",
+        has_variables=(export_dir / "variables").is_dir(),
+        signatures=signatures,
+        tags=tuple(graph_tags),
+    )

@@ -1,0 +1,1 @@
+"""cloudserve runtime: a TensorFlow-Serving-compatible batching model server."""
