@@ -100,6 +100,13 @@ class Adapter(abc.ABC):
 
         return preflight.raise_on_errors(preflight.run(self, spec, export))
 
+    def instance_memory_mb(self) -> int | None:
+        """Memory of one serving instance as configured, for the memory preflight rule.
+
+        None when the target has no fixed instance size (the default).
+        """
+        return None
+
     # ------------------------------------------------------------------ contract
 
     @abc.abstractmethod
