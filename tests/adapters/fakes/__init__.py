@@ -1,0 +1,1 @@
+"""Stateful loopback fakes of cloud APIs that have no emulator."""

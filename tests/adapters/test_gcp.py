@@ -1,0 +1,674 @@
+"""The gcp (Vertex AI) adapter against gcp-storage-emulator and the loopback Vertex fake.
+
+Cloud Storage is a real ``gcp-storage-emulator`` process (google-cloud-storage reaches it through
+``STORAGE_EMULATOR_HOST``). Vertex AI is :mod:`tests.adapters.fakes.vertex`, which validates every
+request against the discovery document and answers predictions with the SavedModel actually
+uploaded to the emulator (loaded with TensorFlow), so v1 answers [[2.5]] and v2 [[3.0]].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloudserve_adapters.gcp import images, upload
+from cloudserve_adapters.gcp.adapter import VertexAdapter
+from cloudserve_adapters.gcp.config import GcpConfig
+from cloudserve_adapters.gcp.sdk import GcpClients, translate
+from cloudserve_adapters.gcp.vertex import LABEL_HISTORY
+
+from cloudserve import registry
+from cloudserve.errors import (
+    ConfigError,
+    CredentialsError,
+    DeployTimeout,
+    NotFound,
+    NotSupported,
+    PreflightError,
+    ProviderError,
+)
+from cloudserve.export import inspect
+from cloudserve.records import DeploySpec, ExportInfo
+from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
+from tests.adapters.fakes.vertex import FakeVertex
+
+PROJECT = "test-project"
+REGION = "us-central1"
+BUCKET = "cloudserve-test"
+CHUNK = 256 * 1024
+MODEL = "contract-model"
+
+
+# --------------------------------------------------------------------------- harness
+
+
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.statuses: list[str] = []
+        self.transfers: list[tuple[str, int, int]] = []
+
+    def status(self, message: str) -> None:
+        self.statuses.append(message)
+
+    def transfer(self, label: str, done: int, total: int) -> None:
+        self.transfers.append((label, done, total))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclasses.dataclass
+class StorageEmulator:
+    url: str
+    log: Path
+
+    def wipe(self) -> None:
+        urllib.request.urlopen(self.url + "/wipe", timeout=10).read()
+
+    def upload_puts(self) -> int:
+        """How many resumable-upload PUTs (one per chunk) the emulator has logged."""
+        return sum(
+            1 for line in self.log.read_text().splitlines() if '"PUT /upload/storage' in line
+        )
+
+
+@pytest.fixture(scope="session")
+def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageEmulator]:
+    """A gcp-storage-emulator process on a free loopback port, in memory."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("gcs") / "emulator.log"
+    exe = shutil.which("gcp-storage-emulator")
+    command = [exe] if exe else [sys.executable, "-m", "gcp_storage_emulator"]
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*command, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"gcp-storage-emulator did not start: {log.read_text()}")
+        yield StorageEmulator(url, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _tf_predictor(directory: str) -> Callable[[list[Any]], list[Any]]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(directory)
+    fn = loaded.signatures["serving_default"]
+    _, specs = fn.structured_input_signature
+
+    def predict(instances: list[Any]) -> list[Any]:
+        if len(specs) == 1:
+            ((name, spec),) = specs.items()
+            outputs = fn(**{name: tf.constant(instances, dtype=spec.dtype)})
+        else:
+            outputs = fn(
+                **{n: tf.constant([i[n] for i in instances], s.dtype) for n, s in specs.items()}
+            )
+        if len(outputs) == 1:
+            return next(iter(outputs.values())).numpy().tolist()
+        return [
+            {k: v[i].numpy().tolist() for k, v in outputs.items()} for i in range(len(instances))
+        ]
+
+    predict.loaded = loaded  # type: ignore[attr-defined]  # keeps the model alive
+    return predict
+
+
+_LOADED: dict[str, Callable[[list[Any]], list[Any]]] = {}
+
+
+def _load_from_bucket(client: Any, artifact_uri: str) -> Callable[[list[Any]], list[Any]]:
+    """What a Vertex model server does at deploy: fetch the artifactUri and load it."""
+    bucket_name, _, prefix = artifact_uri.removeprefix("gs://").partition("/")
+    blobs = list(client.list_blobs(bucket_name, prefix=prefix))
+    if not any(b.name.endswith("saved_model.pb") for b in blobs):
+        raise AssertionError(f"no SavedModel under {artifact_uri}")
+    key = "|".join(sorted(f"{b.name[len(prefix) :]}:{b.md5_hash}" for b in blobs))
+    if key not in _LOADED:
+        target = Path(tempfile.mkdtemp(prefix="vertex-fake-"))
+        for blob in blobs:
+            path = target / blob.name[len(prefix) :]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            blob.download_to_filename(str(path))
+        _LOADED[key] = _tf_predictor(str(target))
+    return _LOADED[key]
+
+
+@pytest.fixture
+def storage(storage_emulator: StorageEmulator, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A clean emulator with the test bucket; STORAGE_EMULATOR_HOST points at it."""
+    from google.cloud import storage as gcs
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_emulator.url)
+    storage_emulator.wipe()
+    client = gcs.Client(project=PROJECT)
+    client.create_bucket(BUCKET)
+    return client
+
+
+@pytest.fixture
+def fake(storage: Any) -> Iterator[FakeVertex]:
+    vertex = FakeVertex(load_model=lambda uri: _load_from_bucket(storage, uri))
+    vertex.url = vertex.start()  # type: ignore[attr-defined]
+    yield vertex
+    vertex.stop()
+
+
+def make_config(**overrides: Any) -> GcpConfig:
+    settings: dict[str, Any] = {
+        "project": PROJECT,
+        "region": REGION,
+        "bucket": BUCKET,
+        "poll_initial_s": 0.01,
+        "poll_max_s": 0.05,
+        "upload_chunk_size": CHUNK,
+    }
+    return GcpConfig(**{**settings, **overrides})
+
+
+@pytest.fixture
+def make_adapter(fake: FakeVertex) -> Callable[..., VertexAdapter]:
+    from google.auth.credentials import AnonymousCredentials
+
+    def build(**overrides: Any) -> VertexAdapter:
+        clients = GcpClients(credentials=AnonymousCredentials(), api_endpoint=fake.url)
+        return VertexAdapter(
+            make_config(**overrides), clients=clients, progress=RecordingProgress()
+        )
+
+    return build
+
+
+@pytest.fixture
+def adapter(make_adapter: Callable[..., VertexAdapter]) -> VertexAdapter:
+    return make_adapter()
+
+
+def bucket_objects(client: Any) -> list[str]:
+    return sorted(b.name for b in client.list_blobs(BUCKET))
+
+
+def spec(export: ExportInfo, version: str, model: str = MODEL, **kw: Any) -> DeploySpec:
+    return DeploySpec(model=model, export=export.path, version=version, target="gcp", **kw)
+
+
+@pytest.fixture
+def big_export(export_v1: ExportInfo, tmp_path: Path) -> ExportInfo:
+    """half_plus_two with its asset padded to 700 KiB, so it uploads in 3 chunks of 256 KiB."""
+    copy = tmp_path / "half_plus_two"
+    shutil.copytree(export_v1.path, copy)
+    (copy / "assets" / "foo.txt").write_bytes(b"x" * (700 * 1024))
+    return inspect(copy)
+
+
+# --------------------------------------------------------------------------- contract
+
+
+class TestVertexContract(AdapterContract):
+    target = "gcp"
+
+    def stored_objects(self, adapter: VertexAdapter) -> list[str]:
+        return bucket_objects(adapter.clients.storage(PROJECT))
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def test_upload_layout_is_the_savedmodel_dir(adapter, storage, export_v1):
+    record = adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    prefix = f"cloudserve/{MODEL}/1/"
+    assert bucket_objects(storage) == sorted(prefix + f for f in export_v1.files)
+    assert record.artifact_uri == f"gs://{BUCKET}/{prefix}"
+    assert f"{prefix}saved_model.pb" in bucket_objects(storage)
+
+
+def test_resumable_upload_in_256k_chunks(adapter, storage, storage_emulator, big_export):
+    puts_before = storage_emulator.upload_puts()
+    adapter.deploy(spec(big_export, "1"), big_export, timeout=60)
+    # 3 chunks for the 700 KiB asset plus one (final) chunk for each of the 3 other files
+    assert storage_emulator.upload_puts() - puts_before >= 6
+    label = f"gs://{BUCKET}/cloudserve/{MODEL}/1/"
+    steps = [done for lbl, done, total in adapter.progress.transfers if lbl == label]
+    assert steps == sorted(steps) and steps[-1] == big_export.total_bytes
+    chunk_steps = [b - a for a, b in zip([0, *steps], steps, strict=False)]
+    assert chunk_steps.count(CHUNK) >= 2
+    blob = storage.bucket(BUCKET).get_blob(f"cloudserve/{MODEL}/1/assets/foo.txt")
+    assert blob.size == 700 * 1024
+    assert blob.md5_hash == upload.file_md5(big_export.path / "assets" / "foo.txt")
+
+
+def test_redeploy_skips_objects_with_the_same_digest(adapter, storage, fake, big_export):
+    fake.fail_next("upload", "internal error")
+    with pytest.raises(ProviderError, match="internal error"):
+        adapter.deploy(spec(big_export, "1"), big_export, timeout=60)
+    prefix = f"cloudserve/{MODEL}/1/"
+    generations = {b.name: b.generation for b in storage.list_blobs(BUCKET, prefix=prefix)}
+    assert len(generations) == big_export.file_count
+    puts = len(adapter.progress.transfers)
+    record = adapter.deploy(spec(big_export, "1"), big_export, timeout=60)
+    assert record.is_default and record.state == "AVAILABLE"
+    assert {b.name: b.generation for b in storage.list_blobs(BUCKET, prefix=prefix)} == generations
+    assert len(adapter.progress.transfers) - puts <= big_export.file_count + 1  # no chunk steps
+
+
+def test_stale_objects_under_the_version_prefix_are_removed(adapter, storage, export_v1):
+    storage.bucket(BUCKET).blob(f"cloudserve/{MODEL}/1/leftover.bin").upload_from_string(b"x")
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert f"cloudserve/{MODEL}/1/leftover.bin" not in bucket_objects(storage)
+
+
+# --------------------------------------------------------------------------- models, endpoint
+
+
+def test_versions_are_uploaded_with_parent_model_aliases_and_labels(
+    adapter, fake, export_v1, export_v2
+):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    first, second = fake.bodies("upload")
+    assert first["modelId"] == MODEL and "parentModel" not in first
+    assert second["parentModel"].endswith(f"/locations/{REGION}/models/{MODEL}")
+    assert first["model"]["versionAliases"] == ["v1"]
+    assert second["model"]["labels"]["cloudserve-version"] == "2"
+    versions = fake.models[MODEL]
+    assert versions["1"]["versionAliases"] == ["v1", "default"]
+    assert versions["2"]["versionAliases"] == ["v2"]
+    spec_body = first["model"]["containerSpec"]
+    assert spec_body["ports"] == [{"containerPort": 8501}]
+    assert spec_body["predictRoute"] == f"/v1/models/{MODEL}:predict"
+    assert spec_body["healthRoute"] == f"/v1/models/{MODEL}"
+
+
+def test_endpoint_is_created_once(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    assert fake.methods_called().count("create") == 1
+    assert list(fake.endpoints) == [MODEL]
+    assert len(fake.endpoints[MODEL]["deployedModels"]) == 2
+
+
+def test_deploy_model_dedicated_resources(make_adapter, fake, export_v1):
+    adapter = make_adapter(
+        machine_type="n1-standard-4",
+        accelerator_type="NVIDIA_TESLA_T4",
+        accelerator_count=1,
+        min_replicas=1,
+        max_replicas=3,
+        autoscaling_cpu_target=70,
+        image="us-docker.pkg.dev/acme/serving/tfs:1",
+    )
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    (body,) = fake.bodies("deployModel")
+    assert body["trafficSplit"] == {"0": 100}
+    assert body["deployedModel"]["dedicatedResources"] == {
+        "machineSpec": {
+            "machineType": "n1-standard-4",
+            "acceleratorType": "NVIDIA_TESLA_T4",
+            "acceleratorCount": 1,
+        },
+        "minReplicaCount": 1,
+        "maxReplicaCount": 3,
+        "autoscalingMetricSpecs": [
+            {
+                "metricName": "aiplatform.googleapis.com/prediction/online/cpu/utilization",
+                "target": 70,
+            }
+        ],
+    }
+    (upload_body,) = fake.bodies("upload")
+    assert (
+        upload_body["model"]["containerSpec"]["imageUri"] == "us-docker.pkg.dev/acme/serving/tfs:1"
+    )
+
+
+def test_prebuilt_image_table(export_v1):
+    tf212 = dataclasses.replace(export_v1, tf_version="2.12.1")
+    assert images.prebuilt_uri((2, 12), "us-central1", gpu=False) == (
+        "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
+    )
+    assert images.prebuilt_uri((2, 15), "europe-west4", gpu=True) == (
+        "europe-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-15:latest"
+    )
+    assert images.prebuilt_uri((2, 16), "us-central1", gpu=False) is None
+    chosen = images.select("auto", tf212, "m", region="asia-east1", gpu=False, port=8501)
+    assert chosen.kind == "prebuilt" and chosen.uri.startswith("asia-docker.pkg.dev/")
+    assert "ports" not in chosen.container_spec(600)
+    runtime = images.select("auto", export_v1, "m", region="us-central1", gpu=False, port=8501)
+    assert runtime.kind == "cloudserve"
+
+
+# --------------------------------------------------------------------------- default, traffic
+
+
+def test_set_default_moves_alias_and_all_traffic(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    r2 = adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    assert r2.traffic == 0
+    adapter.set_default(MODEL, "2", timeout=60)
+    endpoint = fake.endpoints[MODEL]
+    assert endpoint["trafficSplit"] == {r2.resources["deployed_model_id"]: 100}
+    assert "default" in fake.models[MODEL]["2"]["versionAliases"]
+    assert "default" not in fake.models[MODEL]["1"]["versionAliases"]
+    assert endpoint["labels"][LABEL_HISTORY] == "1_2"
+    again = adapter.set_default(MODEL, "2", timeout=60)
+    assert not again.changed
+
+
+def test_canary_traffic_split(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    r2 = adapter.deploy(spec(export_v2, "2", traffic={"1": 90, "2": 10}), export_v2, timeout=60)
+    assert r2.traffic == 10 and not r2.is_default
+    listed = {v.version: (v.traffic, v.is_default) for v in adapter.list_versions(MODEL)}
+    assert listed == {"2": (10, False), "1": (90, True)}
+    answers = [predictions(adapter.predict(MODEL, PAYLOAD)) for _ in range(100)]
+    assert answers.count([[3.0]]) == 10 and answers.count([[2.5]]) == 90
+
+
+def test_rollback_uses_the_default_history(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2", set_default=True), export_v2, timeout=60)
+    assert fake.endpoints[MODEL]["labels"][LABEL_HISTORY] == "1_2"
+    record = adapter.rollback(MODEL, timeout=60)
+    assert record.version == "1" and record.traffic == 100
+    assert fake.endpoints[MODEL]["labels"][LABEL_HISTORY] == "1"
+    with pytest.raises(NotFound):
+        adapter.rollback(MODEL, timeout=60)
+
+
+def test_keep_previous_zero_undeploys_the_old_default(make_adapter, fake, export_v1, export_v2):
+    adapter = make_adapter(keep_previous=0)
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2", set_default=True), export_v2, timeout=60)
+    deployed = fake.endpoints[MODEL]["deployedModels"]
+    assert [d["modelVersionId"] for d in deployed] == ["2"]
+    v1 = adapter.list_versions(MODEL)[1]
+    assert "deployed_model_id" not in v1.resources and "not deployed" in v1.message
+    record = adapter.rollback(MODEL, timeout=60)  # redeploys v1, then routes to it
+    assert record.is_default and record.traffic == 100
+    assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
+
+
+def test_keep_previous_one_keeps_the_old_default_deployed(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2", set_default=True), export_v2, timeout=60)
+    versions = sorted(d["modelVersionId"] for d in fake.endpoints[MODEL]["deployedModels"])
+    assert versions == ["1", "2"]
+    assert "undeployModel" not in fake.methods_called()
+
+
+def test_failed_deploy_keeps_the_previous_default(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    fake.fail_next("deployModel", "Model server never became ready")
+    with pytest.raises(ProviderError, match="never became ready"):
+        adapter.deploy(spec(export_v2, "2", set_default=True), export_v2, timeout=60)
+    assert [v.version for v in adapter.list_versions(MODEL) if v.is_default] == ["1"]
+    assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def test_predict_body_over_1_5_mb_is_refused_locally(adapter, fake, export_v1):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    huge = {"instances": [[1.0]] * 300_000}
+    with pytest.raises(PreflightError) as info:
+        adapter.predict(MODEL, huge)
+    assert info.value.findings[0].id == "gcp.predict.payload"
+    assert "predict" not in fake.methods_called()
+
+
+def test_predict_rejects_columnar_bodies(adapter, export_v1):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    with pytest.raises(ConfigError, match="inputs"):
+        adapter.predict(MODEL, {"inputs": {"x": [[1.0]]}})
+
+
+def test_predict_names_the_default_version_only(adapter, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="1")) == [[2.5]]
+    with pytest.raises(NotSupported):
+        adapter.predict(MODEL, PAYLOAD, version="2")
+
+
+def test_predict_unknown_model(adapter):
+    with pytest.raises(NotFound):
+        adapter.predict("no-such-model", PAYLOAD)
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def test_delete_model_removes_endpoint_and_artifacts(adapter, fake, storage, export_v1):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    removed = adapter.delete(MODEL)
+    assert any(r.endswith(f"/endpoints/{MODEL}") for r in removed)
+    assert fake.endpoints == {} and MODEL not in fake.models
+    assert bucket_objects(storage) == []
+    assert adapter.delete(MODEL) == []
+
+
+def test_delete_canary_version_moves_its_traffic_to_the_default(
+    adapter, fake, export_v1, export_v2
+):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2", traffic={"1": 80, "2": 20}), export_v2, timeout=60)
+    adapter.delete(MODEL, "2")
+    (v1,) = adapter.list_versions(MODEL)
+    assert v1.traffic == 100 and v1.is_default
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def test_long_running_operations_are_polled(adapter, fake, export_v1):
+    fake.operation_polls = 3
+    record = adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert record.is_default
+    assert any("waiting" in s for s in adapter.progress.statuses)
+    assert fake.methods_called().count("get") >= 3 * 3  # upload, endpoint, deploy operations
+
+
+def test_operation_timeout_raises_deploy_timeout(adapter, fake, export_v1):
+    fake.operation_polls = 10**9
+    started = time.monotonic()
+    with pytest.raises(DeployTimeout, match="operation"):
+        adapter.deploy(spec(export_v1, "1"), export_v1, timeout=0.5)
+    assert time.monotonic() - started < 10
+
+
+def test_deploy_without_wait_returns_creating(adapter, fake, export_v1):
+    fake.operation_polls = 1
+    record = adapter.deploy(spec(export_v1, "1"), export_v1, wait=False, timeout=60)
+    assert record.state == "CREATING"
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+PREFLIGHT_CASES = [
+    ({"region": "global"}, {}, "gcp.region"),
+    ({"accelerator_type": "NVIDIA_TESLA_K80", "accelerator_count": 1}, {}, "gcp.accelerator"),
+    ({"accelerator_type": "NVIDIA_L4", "accelerator_count": 1}, {}, "gcp.machine_accelerator"),
+    (
+        {
+            "machine_type": "n1-standard-8",
+            "accelerator_type": "NVIDIA_TESLA_A100",
+            "accelerator_count": 1,
+        },
+        {},
+        "gcp.machine_accelerator",
+    ),
+    ({"accelerator_count": 2}, {}, "gcp.accelerator"),
+    ({"accelerator_type": "NVIDIA_TESLA_T4"}, {}, "gcp.accelerator"),
+    ({"min_replicas": 0}, {}, "gcp.replicas.min"),
+    ({"min_replicas": 3, "max_replicas": 2}, {}, "gcp.replicas.max"),
+    ({"image": "prebuilt"}, {}, "gcp.image"),
+    ({"deployment_timeout_s": 7201}, {}, "gcp.deployment_timeout"),
+    ({"endpoint_id": "Bad_Endpoint"}, {}, "gcp.endpoint_id"),
+    ({"endpoint_id": "0123"}, {}, "gcp.endpoint_id"),
+    ({"endpoint_display_name": "d" * 129}, {}, "gcp.display_name"),
+    ({"labels": {"Team": "x"}}, {}, "gcp.labels"),
+    ({}, {"model": "1model"}, "gcp.model_id"),
+    ({}, {"version": "v_1"}, "gcp.version_alias"),
+    ({}, {"version": "1.0"}, "gcp.version_alias"),
+    ({}, {"traffic": {"1": 50, "2": 40}}, "gcp.traffic"),
+    ({}, {"traffic": {"1": 50, "2": 50}, "set_default": True}, "gcp.traffic"),
+]
+
+
+@pytest.mark.parametrize(("config", "spec_changes", "rule"), PREFLIGHT_CASES)
+def test_preflight_rule_trips(config, spec_changes, rule, export_v1):
+    adapter = VertexAdapter(make_config(**config))
+    base = dataclasses.replace(spec(export_v1, "2"), **spec_changes)
+    findings = adapter.preflight(base, export_v1)
+    assert rule in {f.id for f in findings if f.severity == "error"}, findings
+    assert all(f.source for f in findings if f.id == rule)
+
+
+def test_preflight_clean_config_has_no_errors(export_v1):
+    adapter = VertexAdapter(
+        make_config(machine_type="g2-standard-8", accelerator_type="NVIDIA_L4", accelerator_count=1)
+    )
+    findings = adapter.preflight(spec(export_v1, "1"), export_v1)
+    assert [f for f in findings if f.severity == "error"] == []
+    assert {f.id for f in findings} == {"gcp.image", "gcp.image.registry"}  # runtime image info
+
+
+def test_preflight_refuses_before_any_call(adapter, fake, storage, export_v1):
+    bad = make_config(min_replicas=0)
+    with pytest.raises(PreflightError):
+        VertexAdapter(bad, clients=adapter.clients).deploy(spec(export_v1, "1"), export_v1)
+    assert fake.calls == [] and bucket_objects(storage) == []
+
+
+def test_chunk_size_must_be_a_multiple_of_256k():
+    with pytest.raises(ValueError, match="256 KiB"):
+        make_config(upload_chunk_size=100_000)
+
+
+def test_instance_memory_from_machine_table():
+    assert VertexAdapter(make_config(machine_type="n1-standard-4")).instance_memory_mb() == 15360
+    assert VertexAdapter(make_config(machine_type="x9-custom-1")).instance_memory_mb() is None
+
+
+# --------------------------------------------------------------------------- legacy ml v1
+
+
+def test_legacy_ml_v1_in_config_maps_terms_onto_vertex():
+    with pytest.raises(NotSupported) as info:
+        make_config(api="ml-v1")
+    assert "2025-01-31" in info.value.message
+    assert "'default' version alias" in info.value.hint and "parentModel" in info.value.hint
+
+
+def test_legacy_ml_v1_target_name():
+    for name in ("ml-v1", "ai-platform"):
+        with pytest.raises(NotSupported, match="2025-01-31"):
+            registry.canonical_name(name)
+
+
+# --------------------------------------------------------------------------- the fake itself
+
+
+def test_fake_rejects_a_misspelt_field(adapter, fake):
+    from googleapiclient.errors import HttpError
+
+    api = adapter._vertex()
+    body = {
+        "modelId": "typo",
+        "model": {
+            "displayName": "typo",
+            "containerSpec": {"imageUri": "us-docker.pkg.dev/a/b/c:1", "predictRoot": "/p"},
+        },
+    }
+    request = api.client.projects().locations().models().upload(parent=api.parent, body=body)
+    with pytest.raises(HttpError) as info:
+        request.execute()
+    assert info.value.status_code == 400 and "predictRoot" in str(info.value)
+    assert "typo" not in fake.models
+
+
+def test_fake_rejects_a_wrong_verb_and_output_only_fields(fake):
+    def send(method: str, path: str, body: dict | None = None) -> int:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(fake.url + path, data=data, method=method)
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as e:
+            return e.code
+        return 200
+
+    endpoint = f"v1/projects/{PROJECT}/locations/{REGION}/endpoints"
+    assert send("PUT", endpoint + "/e1") == 405
+    assert send("POST", endpoint + "?endpointId=e1", {"displayName": "e", "createTime": "x"}) == 400
+    assert send("POST", endpoint + "?endpointID=e1", {"displayName": "e"}) == 400
+    assert send("POST", endpoint + "?endpointId=e1", {"displayName": "e"}) == 200
+
+
+def test_sdk_error_translation():
+    import httplib2
+    from googleapiclient.errors import HttpError
+
+    def error(status: int) -> HttpError:
+        content = json.dumps({"error": {"message": f"status {status}"}}).encode()
+        return HttpError(httplib2.Response({"status": status}), content)
+
+    assert isinstance(translate(error(404), "get"), NotFound)
+    assert isinstance(translate(error(403), "get"), CredentialsError)
+    provider = translate(error(409), "create")
+    assert isinstance(provider, ProviderError) and provider.http_status == 409
+    assert "status 409" in provider.message
+
+
+def test_no_google_sdk_needed_to_import(tmp_path):
+    script = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('googleapiclient', 'google_auth_httplib2', 'httplib2') or \\
+                name.startswith(('google.cloud', 'google.auth', 'google.api_core')):
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+from cloudserve_adapters.gcp.adapter import VertexAdapter
+from cloudserve_adapters.gcp.config import GcpConfig
+from cloudserve.errors import MissingDependency
+adapter = VertexAdapter(GcpConfig(project='p', bucket='b'))
+try:
+    adapter.list_versions('m')
+except MissingDependency as e:
+    print(e.message, '|', e.hint)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert "google-api-python-client is not installed" in out.stdout
+    assert "pip install 'cloudserve[gcp]'" in out.stdout
