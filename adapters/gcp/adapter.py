@@ -18,6 +18,12 @@ import json
 import time
 from typing import Any, ClassVar
 
+from cloudserve import limits
+from cloudserve import preflight as core_preflight
+from cloudserve.adapter import Adapter, Feature
+from cloudserve.errors import ConfigError, NotFound, NotSupported, ProviderError
+from cloudserve.progress import Progress
+from cloudserve.records import DeploySpec, ExportInfo, Finding, Plan, PlanAction, VersionRecord
 from cloudserve_adapters.gcp import images, operations, upload
 from cloudserve_adapters.gcp import preflight as gcp_preflight
 from cloudserve_adapters.gcp.config import GcpConfig
@@ -33,13 +39,6 @@ from cloudserve_adapters.gcp.vertex import (
     VertexApi,
     history_label,
 )
-
-from cloudserve import limits
-from cloudserve import preflight as core_preflight
-from cloudserve.adapter import Adapter, Feature
-from cloudserve.errors import ConfigError, NotFound, NotSupported, ProviderError
-from cloudserve.progress import Progress
-from cloudserve.records import DeploySpec, ExportInfo, Finding, Plan, PlanAction, VersionRecord
 
 MANAGED_BY = "cloudserve"
 

@@ -8,10 +8,10 @@ Validation here is about the *shape* of each value (types, the 256 KiB chunk rul
 
 from __future__ import annotations
 
-from cloudserve_adapters.gcp.legacy import refuse_legacy_api
 from pydantic import Field, field_validator
 
 from cloudserve.adapter import AdapterConfig
+from cloudserve_adapters.gcp.legacy import refuse_legacy_api
 
 #: Cloud Storage resumable uploads take chunks in multiples of 256 KiB (clouds.md A4)
 CHUNK_QUANTUM = 256 * 1024

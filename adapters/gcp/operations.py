@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cloudserve_adapters.gcp.sdk import PROVIDER, execute
-
 from cloudserve.errors import DeployTimeout, ProviderError
 from cloudserve.progress import Progress
+from cloudserve_adapters.gcp.sdk import PROVIDER, execute
 
 _LOCATION_OP = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[^/]+$")
 _MODEL_OP = re.compile(r"^projects/[^/]+/locations/[^/]+/models/[^/]+/operations/[^/]+$")

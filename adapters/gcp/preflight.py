@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 
-from cloudserve_adapters.gcp import images
-from cloudserve_adapters.gcp.config import GcpConfig
-
 from cloudserve import limits
 from cloudserve.records import DeploySpec, ExportInfo, Finding
+from cloudserve_adapters.gcp import images
+from cloudserve_adapters.gcp.config import GcpConfig
 
 TARGET = "gcp"
 TRAFFIC_SOURCE = (

@@ -18,11 +18,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cloudserve_adapters.gcp.sdk import call, require
-
 from cloudserve.errors import NotFound
 from cloudserve.progress import Progress
 from cloudserve.records import ExportInfo
+from cloudserve_adapters.gcp.sdk import call, require
 
 _READ_BLOCK = 1024 * 1024
 

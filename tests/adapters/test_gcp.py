@@ -23,11 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudserve_adapters.gcp import images, upload
-from cloudserve_adapters.gcp.adapter import VertexAdapter
-from cloudserve_adapters.gcp.config import GcpConfig
-from cloudserve_adapters.gcp.sdk import GcpClients, translate
-from cloudserve_adapters.gcp.vertex import LABEL_HISTORY
 
 from cloudserve import registry
 from cloudserve.errors import (
@@ -41,6 +36,11 @@ from cloudserve.errors import (
 )
 from cloudserve.export import inspect
 from cloudserve.records import DeploySpec, ExportInfo
+from cloudserve_adapters.gcp import images, upload
+from cloudserve_adapters.gcp.adapter import VertexAdapter
+from cloudserve_adapters.gcp.config import GcpConfig
+from cloudserve_adapters.gcp.sdk import GcpClients, translate
+from cloudserve_adapters.gcp.vertex import LABEL_HISTORY
 from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
 from tests.adapters.fakes.vertex import FakeVertex
 

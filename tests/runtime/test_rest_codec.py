@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from cloudserve_runtime import json_core
 from cloudserve_runtime.rest_codec import (
     HTTP_STATUS,
@@ -25,8 +28,6 @@ from cloudserve_runtime.rest_codec import (
     parse_predict_request,
     predict_inputs_to_tensors,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 TESTDATA = Path("/work/shared/testdata/tfserving")
 
