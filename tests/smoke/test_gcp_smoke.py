@@ -11,10 +11,10 @@ import os
 import uuid
 
 import pytest
-from cloudserve_adapters.gcp.adapter import VertexAdapter
-from cloudserve_adapters.gcp.config import GcpConfig
 
 from cloudserve.records import DeploySpec
+from cloudserve_adapters.gcp.adapter import VertexAdapter
+from cloudserve_adapters.gcp.config import GcpConfig
 
 pytestmark = pytest.mark.gcp
 

@@ -1,0 +1,89 @@
+"""Which serving image a version runs: the AWS TF Serving image, or the user's own.
+
+The table of AWS TensorFlow inference images lives in ``images.yaml`` beside this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+GPU_FAMILIES = ("ml.g", "ml.p")
+
+
+@cache
+def table() -> dict[str, Any]:
+    """The image table (images.yaml)."""
+    return yaml.safe_load(resources.files(__package__).joinpath("images.yaml").read_text())
+
+
+def processor(instance_type: str | None) -> str:
+    """ "gpu" for g*/p* instance families, else "cpu" (serverless has no instance: cpu)."""
+    return "gpu" if instance_type and instance_type.startswith(GPU_FAMILIES) else "cpu"
+
+
+def _minor_key(minor: str) -> tuple[int, int]:
+    major, _, rest = minor.partition(".")
+    return int(major), int(rest)
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    """The image resolved for an export, and how well it fits.
+
+    ``exact`` is False when no image exists for the export's own TF minor and a newer
+    one is used instead (TF Serving loads SavedModels written by older TF).
+    """
+
+    uri: str
+    tf_version: str
+    exact: bool
+
+
+def runtime_image_hint() -> str:
+    """The fix to offer when no AWS image serves the export's TF version."""
+    return f"set image: {table()['runtime_image']} (cloudserve's runtime image, pushed to ECR)"
+
+
+def uri(region: str, full_version: str, proc: str) -> str:
+    """The ECR URI of one AWS TensorFlow inference image."""
+    data = table()
+    account = data["accounts"].get(region, data["default_account"])
+    suffix = next(
+        (s for prefix, s in data["dns_suffixes"].items() if region.startswith(prefix)),
+        "amazonaws.com",
+    )
+    return f"{account}.dkr.ecr.{region}.{suffix}/{data['repository']}:{full_version}-{proc}"
+
+
+def resolve(tf_minor: tuple[int, int] | None, region: str, proc: str) -> ImageChoice | None:
+    """The AWS TF Serving image for an export written by TF ``tf_minor``.
+
+    The image of the same minor when there is one, else the oldest newer image; the newest
+    image when the TF version is unknown. None when the export is newer than every image.
+    """
+    versions: dict[str, str] = table()["versions"]
+    ordered = sorted(versions, key=_minor_key)
+    if tf_minor is None:
+        minor = ordered[-1]
+    else:
+        candidates = [m for m in ordered if _minor_key(m) >= tf_minor]
+        if not candidates:
+            return None
+        minor = candidates[0]
+    full = versions[minor]
+    return ImageChoice(
+        uri=uri(region, full, proc),
+        tf_version=full,
+        exact=tf_minor is not None and _minor_key(minor) == tf_minor,
+    )
+
+
+def newest() -> str:
+    """The newest TF version an AWS image serves, e.g. "2.19.0"."""
+    versions: dict[str, str] = table()["versions"]
+    return versions[max(versions, key=_minor_key)]

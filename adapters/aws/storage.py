@@ -1,0 +1,110 @@
+"""The S3 side: the bucket, and model.tar.gz uploaded once per content digest."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import threading
+from typing import Any
+
+from cloudserve.errors import ConfigError
+from cloudserve.limits import limit
+from cloudserve.progress import Progress
+from cloudserve_adapters.aws import naming, sdk
+from cloudserve_adapters.aws.packaging import Artifact
+
+MIB = 1024 * 1024
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str, *, create: bool) -> bool:
+    """Make sure ``bucket`` exists; returns True if this call created it.
+
+    Raises:
+        ConfigError: the bucket does not exist and ``create`` is false.
+    """
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except sdk.errors() as e:
+        if not sdk.is_missing(e):
+            raise sdk.translate(e, f"checking bucket {bucket}") from e
+    if not create:
+        raise ConfigError(
+            f"S3 bucket '{bucket}' does not exist",
+            hint="create it, or set create_bucket: true in targets.aws",
+            provider="aws",
+        )
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**kwargs)
+    except sdk.errors() as e:
+        raise sdk.translate(e, f"creating bucket {bucket}") from e
+    return True
+
+
+def bucket_exists(s3: Any, bucket: str) -> bool:
+    """True when ``bucket`` exists (read-only)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except sdk.errors() as e:
+        if sdk.is_missing(e):
+            return False
+        raise sdk.translate(e, f"checking bucket {bucket}") from e
+
+
+def stored_digest(s3: Any, bucket: str, key: str) -> str | None:
+    """The content digest recorded on ``s3://bucket/key``; None when there is no object."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except sdk.errors() as e:
+        if sdk.is_missing(e):
+            return None
+        raise sdk.translate(e, f"checking s3://{bucket}/{key}") from e
+    return head.get("Metadata", {}).get(naming.DIGEST_METADATA, "")
+
+
+def transfer_config(size: int) -> Any:
+    """boto3's TransferConfig: 8 MiB parts, larger when 10,000 parts would not hold ``size``."""
+    chunk = limit("aws", "s3_multipart_chunk_bytes")
+    parts = limit("aws", "s3_max_parts")
+    if size > chunk * parts:
+        chunk = math.ceil(size / parts / MIB) * MIB
+    transfer = importlib.import_module("boto3.s3.transfer")
+    return transfer.TransferConfig(
+        multipart_threshold=limit("aws", "s3_multipart_chunk_bytes"),
+        multipart_chunksize=chunk,
+        max_concurrency=10,
+        use_threads=True,
+    )
+
+
+def upload(s3: Any, artifact: Artifact, bucket: str, key: str, progress: Progress) -> None:
+    """Upload ``artifact`` (multipart above 8 MiB) with its digest in the object metadata."""
+    label = f"s3://{bucket}/{key}"
+    lock = threading.Lock()
+    done = 0
+
+    def on_bytes(count: int) -> None:
+        nonlocal done
+        with lock:
+            done += count
+            progress.transfer(label, done, artifact.size)
+
+    progress.transfer(label, 0, artifact.size)
+    try:
+        s3.upload_file(
+            str(artifact.path),
+            bucket,
+            key,
+            ExtraArgs={
+                "Metadata": {naming.DIGEST_METADATA: artifact.sha256},
+                "ContentType": "application/gzip",
+            },
+            Config=transfer_config(artifact.size),
+            Callback=on_bytes,
+        )
+    except sdk.errors() as e:
+        raise sdk.translate(e, f"uploading {label}") from e

@@ -1,0 +1,111 @@
+"""Version commands: ``versions list``, ``versions set-default``, ``rollback``, ``status``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cloudserve.cli.context import state
+from cloudserve.cli.options import ModelOption, SetOption, TargetOption, TimeoutOption
+from cloudserve.output import Output
+
+versions_app = typer.Typer(
+    help="List a model's versions and choose the default one.", no_args_is_help=True
+)
+
+
+@versions_app.command("list")
+def list_versions(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    target: TargetOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Every version of the model on the target, newest first."""
+    from cloudserve.cli import render
+
+    cli = state(ctx)
+    settings = cli.settings(model=model, target=target, sets=sets)
+    name = settings.require_model()
+    with cli.adapter(settings) as adapter:
+        records = adapter.list_versions(name)
+    cli.output.result(
+        {"target": adapter.name, "model": name, "versions": [r.to_dict() for r in records]},
+        lambda out: render.versions(out, records),
+    )
+
+
+@versions_app.command("set-default")
+def set_default(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The version that gets all default traffic.")],
+    model: ModelOption = None,
+    target: TargetOption = None,
+    sets: SetOption = None,
+    timeout: TimeoutOption = None,
+) -> None:
+    """Route all requests that name no version to VERSION; waits until it serves."""
+    from cloudserve.cli import render
+
+    cli = state(ctx)
+    settings = cli.settings(model=model, target=target, sets=sets, timeout=timeout)
+    name = settings.require_model()
+    with cli.adapter(settings) as adapter:
+        record = adapter.set_default(name, version, timeout=settings.project.timeout)
+    cli.output.result(
+        {"target": adapter.name, "model": name, "record": record.to_dict()},
+        lambda out: render.record(out, record, verb="default is now"),
+    )
+
+
+def rollback(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    target: TargetOption = None,
+    sets: SetOption = None,
+    timeout: TimeoutOption = None,
+) -> None:
+    """Make the previous default version the default again."""
+    from cloudserve.cli import render
+
+    cli = state(ctx)
+    settings = cli.settings(model=model, target=target, sets=sets, timeout=timeout)
+    name = settings.require_model()
+    with cli.adapter(settings) as adapter:
+        record = adapter.rollback(name, timeout=settings.project.timeout)
+    cli.output.result(
+        {"target": adapter.name, "model": name, "record": record.to_dict()},
+        lambda out: render.record(out, record, verb="rolled back: default is now"),
+    )
+
+
+def status(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    target: TargetOption = None,
+    sets: SetOption = None,
+) -> None:
+    """The model's default version and the state of each version on the target."""
+    from cloudserve.cli import render
+
+    cli = state(ctx)
+    settings = cli.settings(model=model, target=target, sets=sets)
+    name = settings.require_model()
+    with cli.adapter(settings) as adapter:
+        records = adapter.list_versions(name)
+    default = next((r.version for r in records if r.is_default), None)
+
+    def text(out: Output) -> None:
+        out.line(f"model '{name}' on target '{adapter.name}': default version {default or 'none'}")
+        render.versions(out, records)
+
+    cli.output.result(
+        {
+            "target": adapter.name,
+            "model": name,
+            "default": default,
+            "versions": [r.to_dict() for r in records],
+        },
+        text,
+    )

@@ -1,0 +1,351 @@
+"""The deploy spec: ``cloudserve.yaml`` layered with environment variables and flags.
+
+Sources, lowest precedence first:
+
+1. the file: ``--config PATH``, else ``$CLOUDSERVE_CONFIG``, else ``./cloudserve.yaml`` if it
+   exists. A relative ``export:`` in the file is relative to the file's directory.
+2. environment variables: ``CLOUDSERVE_MODEL``, ``CLOUDSERVE_EXPORT``, ``CLOUDSERVE_VERSION``,
+   ``CLOUDSERVE_TARGET``, ``CLOUDSERVE_TIMEOUT``, ``CLOUDSERVE_SET_DEFAULT``; and target settings
+   as ``CLOUDSERVE_<TARGET>__<FIELD>[__<SUBFIELD>...]`` (``CLOUDSERVE_AWS__INSTANCE_TYPE``,
+   ``CLOUDSERVE_AWS__SERVERLESS__MEMORY_MB``), names matched case-insensitively.
+3. ``--set dotted.path=value`` flags, in order (``--set targets.aws.instance_type=ml.m5.large``).
+4. explicit flags (``--model``, ``--export``, ``--version``, ``--target``, ...).
+
+Values from the environment and ``--set`` are JSON when they parse as JSON (``2048``, ``true``,
+``[1, 2]``, ``null``), otherwise plain strings. Wherever a setting expects a string, a number is
+taken as its digits (``project: 12345``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cloudserve import registry
+from cloudserve.adapter import Adapter, AdapterConfig
+from cloudserve.errors import ConfigError
+from cloudserve.records import DeploySpec, ExportInfo
+
+M = TypeVar("M", bound=BaseModel)
+
+CONFIG_FILE = "cloudserve.yaml"
+ENV_PREFIX = "CLOUDSERVE_"
+DEFAULT_TARGET = "local"
+
+#: top-level environment variables and the spec key each one sets
+ENV_KEYS = {
+    "CLOUDSERVE_MODEL": "model",
+    "CLOUDSERVE_EXPORT": "export",
+    "CLOUDSERVE_VERSION": "version",
+    "CLOUDSERVE_TARGET": "target",
+    "CLOUDSERVE_TIMEOUT": "timeout",
+    "CLOUDSERVE_SET_DEFAULT": "set_default",
+}
+
+
+class ProjectFile(BaseModel):
+    """The schema of ``cloudserve.yaml`` (after layering). Unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    model: str | None = Field(default=None, description="Model name on the target.")
+    export: Path | None = Field(default=None, description="SavedModel directory (or base path).")
+    version: str | None = Field(
+        default=None, description="Version number; default: the export directory's number."
+    )
+    target: str | None = Field(default=None, description="Target name; default: local.")
+    set_default: bool = Field(
+        default=False, description="Make each deployed version the default once it is ready."
+    )
+    timeout: float = Field(default=1800.0, gt=0, description="Seconds to wait for the target.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Labels put on resources.")
+    targets: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict, description="Per-target settings, validated by each adapter."
+    )
+
+
+@dataclass(frozen=True)
+class Flags:
+    """Values given on the command line; None means "not given"."""
+
+    model: str | None = None
+    export: Path | None = None
+    version: str | None = None
+    target: str | None = None
+    set_default: bool | None = None
+    timeout: float | None = None
+    sets: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The layered, validated deploy settings. Built by :func:`load`."""
+
+    project: ProjectFile
+    config_path: Path | None
+
+    @property
+    def target(self) -> str:
+        """The canonical target name (aliases resolved); ``local`` when none is configured.
+
+        Raises:
+            NotSupported: for a retired or not-yet-built target (``azure``, ``ml-v1``).
+            ConfigError: for an unknown target name.
+        """
+        return registry.canonical_name(self.project.target or DEFAULT_TARGET)
+
+    def require_model(self) -> str:
+        """The model name, or a ConfigError saying where to set it."""
+        if not self.project.model:
+            raise ConfigError(
+                "no model name given",
+                hint="set model: in cloudserve.yaml, CLOUDSERVE_MODEL, or pass --model NAME",
+            )
+        return self.project.model
+
+    def require_export(self) -> Path:
+        """The export path, or a ConfigError saying where to set it."""
+        if self.project.export is None:
+            raise ConfigError(
+                "no export path given",
+                hint="set export: in cloudserve.yaml, CLOUDSERVE_EXPORT, or pass --export DIR",
+            )
+        return self.project.export
+
+    def resolve_version(self, export: ExportInfo) -> str:
+        """The explicit version, else the number in the export directory's name."""
+        if self.project.version:
+            return self.project.version
+        if export.version is not None:
+            return str(export.version)
+        raise ConfigError(
+            f"cannot tell the version of {export.path}: its directory name is not a number",
+            hint="pass --version N, or set version: in cloudserve.yaml",
+        )
+
+    def deploy_spec(self, export: ExportInfo) -> DeploySpec:
+        """The :class:`DeploySpec` for deploying ``export`` with these settings."""
+        return DeploySpec(
+            model=self.require_model(),
+            export=export.path,
+            version=self.resolve_version(export),
+            target=self.target,
+            set_default=self.project.set_default,
+            tags=dict(self.project.tags),
+            timeout_s=self.project.timeout,
+        )
+
+    def target_settings(self, name: str) -> dict[str, Any]:
+        """The raw ``targets.<name>`` mapping; keys written as an alias of ``name`` count too."""
+        merged: dict[str, Any] = {}
+        for key, value in self.project.targets.items():
+            if key == name or registry.ALIASES.get(key.lower()) == name:
+                merged = _merge(merged, value or {})
+        return merged
+
+    def adapter_config(self, adapter_cls: type[Adapter]) -> AdapterConfig:
+        """Validate ``targets.<name>`` with the adapter's ``config_class``.
+
+        Raises:
+            ConfigError: naming every invalid field by its full path
+                (``targets.aws.serverless.memory_mb: Input should be 1024, 2048, ...``).
+        """
+        return validate_config(
+            adapter_cls.config_class,
+            self.target_settings(adapter_cls.name),
+            prefix=f"targets.{adapter_cls.name}",
+        )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _error_lines(error: ValidationError, prefix: str) -> list[str]:
+    lines = []
+    for item in error.errors():
+        path = ".".join([*([prefix] if prefix else []), *(str(p) for p in item["loc"])])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling; `cloudserve targets` lists them)"
+        lines.append(f"{path}: {message}")
+    return lines
+
+
+def _set_path(data: dict[str, Any], path: Sequence[str | int], value: Any) -> None:
+    node: Any = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+def validate_config(model_cls: type[M], data: Mapping[str, Any], *, prefix: str) -> M:
+    """Validate ``data`` with ``model_cls``; numbers given where strings are expected are
+    taken as their digits. Errors become one ConfigError naming each field path.
+    Input values are never echoed (they may be secrets)."""
+    data = json.loads(json.dumps(data, default=str))
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as first:
+        retry = False
+        for item in first.errors():
+            value = item.get("input")
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if item["type"] == "string_type" and is_number:
+                _set_path(data, item["loc"], str(value))
+                retry = True
+        error = first
+        if retry:
+            try:
+                return model_cls.model_validate(data)
+            except ValidationError as second:
+                error = second
+    lines = _error_lines(error, prefix)
+    what = f"'{prefix}'" if prefix else "cloudserve.yaml"
+    raise ConfigError(
+        f"invalid settings in {what}: " + "; ".join(lines),
+        hint="`cloudserve targets` lists every setting with its type and default"
+        if prefix
+        else "`cloudserve init` writes a commented cloudserve.yaml",
+    ) from None
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """An environment or ``--set`` value: JSON when it parses as JSON, else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _assign(data: dict[str, Any], path: Sequence[str], value: Any, *, origin: str) -> None:
+    node = data
+    for key in path[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"{origin}: '{key}' holds a value, not a mapping of settings",
+                hint="check the dotted path",
+            )
+        node = child
+    node[path[-1]] = value
+
+
+def find_config_file(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read: explicit, else $CLOUDSERVE_CONFIG, else ./cloudserve.yaml."""
+    if explicit is not None:
+        return explicit
+    if env.get("CLOUDSERVE_CONFIG"):
+        return Path(env["CLOUDSERVE_CONFIG"])
+    default = Path(CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """Parse a cloudserve.yaml; relative ``export`` paths become relative to its directory."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist", hint="run `cloudserve init` to write one"
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}", hint="fix the file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings", hint="see `cloudserve init`")
+    export = data.get("export")
+    if isinstance(export, str) and not Path(export).expanduser().is_absolute():
+        data["export"] = str(path.absolute().parent / export)
+    return data
+
+
+def env_layer(env: Mapping[str, str], target_names: Sequence[str]) -> dict[str, Any]:
+    """Settings from ``CLOUDSERVE_*`` variables. Variables of unknown targets are ignored
+    (other tools, like the runtime, read ``CLOUDSERVE_*`` variables of their own)."""
+    data: dict[str, Any] = {}
+    known = {name.lower().replace("-", "_"): name for name in target_names}
+    known.update({alias.replace("-", "_"): name for alias, name in registry.ALIASES.items()})
+    for var, raw in sorted(env.items()):
+        upper = var.upper()
+        if upper in ENV_KEYS:
+            key = ENV_KEYS[upper]
+            data[key] = parse_value(raw) if key in ("timeout", "set_default") else raw
+            continue
+        if not upper.startswith(ENV_PREFIX) or "__" not in upper:
+            continue
+        target, *path = var[len(ENV_PREFIX) :].lower().split("__")
+        if target in known and path and all(path):
+            _assign(data, ["targets", known[target], *path], parse_value(raw), origin=var)
+    return data
+
+
+def set_layer(items: Sequence[str]) -> dict[str, Any]:
+    """Settings from ``--set dotted.path=value`` flags, later ones winning."""
+    data: dict[str, Any] = {}
+    for item in items:
+        path, sep, raw = item.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(k.strip() for k in keys):
+            raise ConfigError(
+                f"--set {item!r} is not of the form dotted.path=value",
+                hint="e.g. --set targets.aws.instance_type=ml.m5.large",
+            )
+        _assign(data, [k.strip() for k in keys], parse_value(raw), origin=f"--set {item}")
+    return data
+
+
+def flag_layer(flags: Flags) -> dict[str, Any]:
+    """Settings from explicit flags (those not given are left out)."""
+    values = {
+        "model": flags.model,
+        "export": str(flags.export) if flags.export is not None else None,
+        "version": flags.version,
+        "target": flags.target,
+        "set_default": flags.set_default,
+        "timeout": flags.timeout,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def load(
+    config: Path | None = None,
+    flags: Flags | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Layer file < environment < ``--set`` < flags and validate the result.
+
+    Raises:
+        ConfigError: the file is missing (when named) or invalid, a ``--set`` is malformed, or
+            a value has the wrong type (the message names its path).
+    """
+    env = os.environ if env is None else env
+    flags = flags or Flags()
+    path = find_config_file(config, env)
+    data = read_file(path) if path is not None else {}
+    for layer in (env_layer(env, list(registry.available())), set_layer(flags.sets)):
+        data = _merge(data, layer)
+    data = _merge(data, flag_layer(flags))
+    project = validate_config(ProjectFile, data, prefix="")
+    return Settings(project=project, config_path=path)

@@ -1,0 +1,630 @@
+"""The aws (SageMaker) adapter against a moto server.
+
+moto runs as a real server on loopback (``aws_harness.Harness``); the adapter reaches it
+through its own client factory (``AwsClients(endpoint_url=...)``), nothing is patched in
+the adapter. moto lacks UpdateEndpoint and answers invoke_endpoint from a static queue, so
+the harness extends moto's SageMaker backend with UpdateEndpoint (plus a knob to make the
+next update fail) and answers invocations from the model the endpoint currently serves:
+see aws_harness.py. moto also rejects instance types newer than its hard-coded list
+(ml.g5, ml.m6i, ...), so deploys here use ml.m5.large and the botocore enum check is
+tested through preflight alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cloudserve.errors import (
+    ConfigError,
+    DeployTimeout,
+    NotFound,
+    NotSupported,
+    PreflightError,
+    ProviderError,
+)
+from cloudserve.records import DeploySpec, ExportInfo
+from cloudserve_adapters.aws import images, naming, packaging, waiters
+from cloudserve_adapters.aws.adapter import SageMakerAdapter
+from cloudserve_adapters.aws.config import AwsConfig, AwsTimeouts, ServerlessSettings
+from cloudserve_adapters.aws.sdk import AwsClients
+from tests.adapters.aws_harness import Harness
+from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "cloudserve-models"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+RUNTIME_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/cloudserve-runtime:0.1.0-cpu"
+MODEL = "contract-model"
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[Harness]:
+    h = Harness()
+    h.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def moto(harness: Harness, export_v1: ExportInfo, export_v2: ExportInfo) -> Harness:
+    """A clean moto server that answers predictions like v1 (0.5x+2) and v2 (2x+1)."""
+    harness.reset()
+    harness.serve(export_v1.path, lambda x: 0.5 * x + 2)
+    harness.serve(export_v2.path, lambda x: 2 * x + 1)
+    return harness
+
+
+class Recorder:
+    """A Progress that keeps what it was told, and can raise Ctrl-C on a matching message."""
+
+    def __init__(self, interrupt_on: str | None = None):
+        self.statuses: list[str] = []
+        self.transfers: list[tuple[str, int, int]] = []
+        self.interrupt_on = interrupt_on
+
+    def status(self, message: str) -> None:
+        self.statuses.append(message)
+        if self.interrupt_on and self.interrupt_on in message:
+            self.interrupt_on = None
+            raise KeyboardInterrupt
+
+    def transfer(self, label: str, done: int, total: int) -> None:
+        self.transfers.append((label, done, total))
+        if self.interrupt_on == "transfer":  # the first report, on the calling thread
+            self.interrupt_on = None
+            raise KeyboardInterrupt
+
+
+def config(**overrides: Any) -> AwsConfig:
+    settings: dict[str, Any] = {
+        "region": "us-east-1",
+        "bucket": BUCKET,
+        "create_bucket": True,
+        "role_arn": ROLE,
+        "image": RUNTIME_IMAGE,
+        "timeouts": AwsTimeouts(poll_initial_s=0.01, poll_max_s=0.05),
+    }
+    settings.update(overrides)
+    return AwsConfig(**settings)
+
+
+@pytest.fixture
+def make_adapter(moto: Harness):
+    def make(progress: Recorder | None = None, **overrides: Any) -> SageMakerAdapter:
+        clients = AwsClients(endpoint_url=moto.url, region="us-east-1")
+        return SageMakerAdapter(config(**overrides), clients=clients, progress=progress)
+
+    return make
+
+
+def spec(export: ExportInfo, version: str, **kw: Any) -> DeploySpec:
+    return DeploySpec(model=MODEL, export=export.path, version=version, target="aws", **kw)
+
+
+def bucket_keys(adapter: SageMakerAdapter) -> list[str]:
+    s3 = adapter.clients.s3()
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        return []
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def count_calls(client: Any) -> Counter:
+    """Count the API operations a boto3 client makes from now on."""
+    calls: Counter = Counter()
+    client.meta.events.register("before-call.*.*", lambda model, **_: calls.update([model.name]))
+    return calls
+
+
+def endpoint_history(adapter: SageMakerAdapter) -> str:
+    sm = adapter.clients.sagemaker()
+    arn = sm.describe_endpoint(EndpointName=MODEL)["EndpointArn"]
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+    return tags[naming.TAG_HISTORY]
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+class TestSageMakerContract(AdapterContract):
+    target = "aws"
+
+    @pytest.fixture
+    def adapter(self, make_adapter) -> SageMakerAdapter:
+        return make_adapter()
+
+    def stored_objects(self, adapter: SageMakerAdapter) -> list[str]:
+        return bucket_keys(adapter)
+
+
+# --------------------------------------------------------------------------- upload
+
+
+def test_tarball_follows_the_tf_serving_container_layout(make_adapter, export_v1) -> None:
+    adapter = make_adapter()
+    record = adapter.deploy(spec(export_v1, "1"), export_v1)
+    [key] = bucket_keys(adapter)
+    assert key.startswith(f"cloudserve/{MODEL}/v1/model-") and key.endswith(".tar.gz")
+    assert record.artifact_uri == f"s3://{BUCKET}/{key}"
+    obj = adapter.clients.s3().get_object(Bucket=BUCKET, Key=key)
+    blob = obj["Body"].read()
+    assert obj["Metadata"][naming.DIGEST_METADATA] == hashlib.sha256(blob).hexdigest()
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert {"1/saved_model.pb", "1/variables/variables.index", "1/assets/foo.txt"} <= set(names)
+    assert "1/variables/variables.data-00000-of-00001" in names
+    assert names == sorted(names)
+    assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in members)
+
+
+def test_redeploy_uploads_and_creates_nothing(make_adapter, export_v1) -> None:
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    s3 = adapter.clients.s3()
+    before = s3.head_object(Bucket=BUCKET, Key=bucket_keys(adapter)[0])
+    s3_calls, sm_calls = count_calls(s3), count_calls(adapter.clients.sagemaker())
+    again = adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert not again.changed and again.is_default
+    uploads = {"PutObject", "CreateMultipartUpload", "UploadPart", "CreateBucket"}
+    assert not uploads & set(s3_calls)
+    assert not {op for op in sm_calls if op.startswith(("Create", "Update"))}
+    after = s3.head_object(Bucket=BUCKET, Key=bucket_keys(adapter)[0])
+    assert (after["ETag"], after["LastModified"]) == (before["ETag"], before["LastModified"])
+
+
+def test_large_artifact_goes_multipart_with_progress(make_adapter, export_v1, tmp_path) -> None:
+    export_dir = tmp_path / "big"
+    shutil.copytree(export_v1.path, export_dir)
+    (export_dir / "assets").chmod(0o755)
+    (export_dir / "assets" / "noise.bin").write_bytes(os.urandom(10 * 1024 * 1024))
+    big = dataclasses.replace(export_v1, path=export_dir)
+    progress = Recorder()
+    adapter = make_adapter(progress=progress)
+    calls = count_calls(adapter.clients.s3())
+    adapter.deploy(spec(big, "1"), big)
+    assert calls["CreateMultipartUpload"] == 1 and calls["UploadPart"] >= 2
+    label, done, total = progress.transfers[-1]
+    assert label.startswith(f"s3://{BUCKET}/") and done == total > 10 * 1024 * 1024
+
+
+def test_missing_bucket_is_an_error_unless_create_bucket(make_adapter, export_v1) -> None:
+    adapter = make_adapter(create_bucket=False)
+    with pytest.raises(ConfigError, match="does not exist") as caught:
+        adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert "create_bucket" in caught.value.hint
+    assert adapter.clients.sagemaker().list_models()["Models"] == []
+    make_adapter(create_bucket=True).deploy(spec(export_v1, "1"), export_v1)
+    assert len(bucket_keys(adapter)) == 1
+
+
+def test_ctrl_c_during_upload_then_rerun_resumes(make_adapter, export_v1) -> None:
+    adapter = make_adapter(progress=Recorder(interrupt_on="transfer"))
+    with pytest.raises(waiters.Interrupted) as caught:
+        adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert "idempotent" in caught.value.hint and caught.value.exit_code == 130
+    assert adapter.clients.sagemaker().list_models()["Models"] == []
+    record = adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert record.is_default and predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
+
+
+# --------------------------------------------------------------------------- resources
+
+
+def test_model_config_and_endpoint_for_real_time(make_adapter, export_v1) -> None:
+    adapter = make_adapter()
+    record = adapter.deploy(spec(export_v1, "1"), export_v1)
+    sm = adapter.clients.sagemaker()
+    model = sm.describe_model(ModelName=f"{MODEL}-v1")
+    assert model["PrimaryContainer"]["Image"] == RUNTIME_IMAGE
+    assert model["PrimaryContainer"]["ModelDataUrl"] == record.artifact_uri
+    assert model["ExecutionRoleArn"] == ROLE
+    [variant] = sm.describe_endpoint_config(EndpointConfigName=f"{MODEL}-v1")["ProductionVariants"]
+    assert variant["VariantName"] == "v1" and variant["ModelName"] == f"{MODEL}-v1"
+    assert variant["InstanceType"] == "ml.m5.large" and variant["InitialInstanceCount"] == 1
+    assert "ServerlessConfig" not in variant
+    endpoint = sm.describe_endpoint(EndpointName=MODEL)
+    assert endpoint["EndpointConfigName"] == f"{MODEL}-v1"
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint_history(adapter) == "1"
+
+
+def test_serverless_endpoint_config_and_payload_limit(make_adapter, export_v1) -> None:
+    serverless = ServerlessSettings(memory_mb=3072, max_concurrency=10, provisioned_concurrency=2)
+    adapter = make_adapter(serverless=serverless, max_instances=4)
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    sm = adapter.clients.sagemaker()
+    [variant] = sm.describe_endpoint_config(EndpointConfigName=f"{MODEL}-v1")["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {
+        "MemorySizeInMB": 3072,
+        "MaxConcurrency": 10,
+        "ProvisionedConcurrency": 2,
+    }
+    assert "InstanceType" not in variant
+    aas = adapter.clients.autoscaling()
+    assert aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    five_mb = {"instances": [["x" * (5 * 1024 * 1024)]]}
+    with pytest.raises(ConfigError, match="4194304"):
+        adapter.predict(MODEL, five_mb)
+    assert adapter.instance_memory_mb() == 3072
+
+
+def test_default_image_follows_the_tf_version(make_adapter, export_v1, export_v2) -> None:
+    adapter = make_adapter(image=None)
+    record = adapter.deploy(spec(export_v1, "1"), export_v1)  # written by TF 1.14
+    expected = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:1.14.0-cpu"
+    assert record.resources["image"] == expected
+    image = adapter.clients.sagemaker().describe_model(ModelName=f"{MODEL}-v1")
+    assert image["PrimaryContainer"]["Image"] == expected
+    with pytest.raises(PreflightError) as caught:  # TF 2.21: no AWS image serves it
+        adapter.deploy(spec(export_v2, "2"), export_v2)
+    [finding] = [f for f in caught.value.findings if f.id == "aws.image"]
+    assert finding.severity == "error" and "image:" in finding.fix
+    assert "cloudserve-runtime" in finding.fix
+    assert len(bucket_keys(adapter)) == 1
+
+
+def test_model_registry_group_records_each_version_once(make_adapter, export_v1, export_v2):
+    adapter = make_adapter(model_registry_group="contract-models")
+    r1 = adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    again = adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert not again.changed and again.resources["model_package"] == r1.resources["model_package"]
+    sm = adapter.clients.sagemaker()
+    packages = sm.list_model_packages(ModelPackageGroupName="contract-models")
+    assert len(packages["ModelPackageSummaryList"]) == 2
+    described = sm.describe_model_package(ModelPackageName=r1.resources["model_package"])
+    [container] = described["InferenceSpecification"]["Containers"]
+    assert container["ModelDataUrl"] == r1.artifact_uri
+
+
+# --------------------------------------------------------------------------- default version
+
+
+def test_set_default_updates_the_endpoint_and_history_survives_runs(
+    make_adapter, export_v1, export_v2
+) -> None:
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    calls = count_calls(adapter.clients.sagemaker())
+    adapter.set_default(MODEL, "2")
+    assert calls["UpdateEndpoint"] == 1
+    sm = adapter.clients.sagemaker()
+    assert sm.describe_endpoint(EndpointName=MODEL)["EndpointConfigName"] == f"{MODEL}-v2"
+    assert endpoint_history(adapter) == "1,2"
+    again = adapter.set_default(MODEL, "2")
+    assert not again.changed and calls["UpdateEndpoint"] == 1
+    fresh = make_adapter()  # a new CLI run: state comes from AWS only
+    assert fresh.rollback(MODEL).version == "1"
+    assert endpoint_history(fresh) == "1"
+    assert predictions(fresh.predict(MODEL, PAYLOAD)) == [[2.5]]
+
+
+@pytest.mark.parametrize("mode", ["rollback", "failed", "error"])
+def test_failed_update_leaves_the_old_default_serving(
+    make_adapter, moto, export_v1, export_v2, mode
+) -> None:
+    adapter = make_adapter(max_instances=3)
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    moto.fail_next_update(mode)
+    with pytest.raises(ProviderError, match="v1 is still serving"):
+        adapter.set_default(MODEL, "2")
+    assert [v.version for v in adapter.list_versions(MODEL) if v.is_default] == ["1"]
+    assert endpoint_history(adapter) == "1"
+    targets = adapter.clients.autoscaling().describe_scalable_targets(ServiceNamespace="sagemaker")
+    assert [t["ResourceId"] for t in targets["ScalableTargets"]] == [f"endpoint/{MODEL}/variant/v1"]
+    if mode != "failed":  # a Failed endpoint serves nothing on AWS either
+        assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
+
+
+def test_failed_switch_during_deploy_then_rerun(make_adapter, moto, export_v1, export_v2):
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    moto.fail_next_update("rollback")
+    with pytest.raises(ProviderError, match="v1 is still serving"):
+        adapter.deploy(spec(export_v2, "2", set_default=True), export_v2)
+    record = adapter.deploy(spec(export_v2, "2", set_default=True), export_v2)
+    assert record.is_default and record.changed is not False
+    assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[3.0]]
+
+
+def test_ctrl_c_while_waiting_for_the_update_then_rerun(make_adapter, export_v1, export_v2):
+    adapter = make_adapter(progress=Recorder(interrupt_on="updating endpoint"))
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    with pytest.raises(waiters.Interrupted) as caught:
+        adapter.set_default(MODEL, "2")
+    assert "re-run" in caught.value.hint
+    record = adapter.set_default(MODEL, "2")
+    assert record.is_default and endpoint_history(adapter) == "1,2"
+    assert adapter.rollback(MODEL).version == "1"
+
+
+def test_autoscaling_follows_the_default_variant(make_adapter, export_v1, export_v2) -> None:
+    adapter = make_adapter(min_instances=1, max_instances=4, target_invocations_per_instance=120)
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    aas = adapter.clients.autoscaling()
+    [target] = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert target["ResourceId"] == f"endpoint/{MODEL}/variant/v1"
+    assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    [policy] = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert policy["PolicyType"] == "TargetTrackingScaling" and tracking["TargetValue"] == 120.0
+    metric = tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
+    assert metric == "SageMakerVariantInvocationsPerInstance"
+    adapter.deploy(spec(export_v2, "2", set_default=True), export_v2)
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert [t["ResourceId"] for t in targets] == [f"endpoint/{MODEL}/variant/v2"]
+    adapter.delete(MODEL)
+    assert aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def test_payload_over_6mb_is_refused_before_sending(make_adapter, export_v1) -> None:
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    calls = count_calls(adapter.clients.runtime())
+    with pytest.raises(ConfigError, match="6291456"):
+        adapter.predict(MODEL, {"instances": [["x" * (6 * 1024 * 1024)]]})
+    assert calls == Counter()
+
+
+def test_predict_names_only_the_default_version(make_adapter, export_v1, export_v2) -> None:
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="1")) == [[2.5]]
+    with pytest.raises(NotSupported, match="serves only its default"):
+        adapter.predict(MODEL, PAYLOAD, version="2")
+
+
+def test_plain_moto_answers_from_its_result_queue(make_adapter, moto) -> None:
+    """moto's own behaviour, for an endpoint the harness does not route: the static queue."""
+    moto.queue_results([{"Body": '{"predictions": [[42.0]]}', "ContentType": "application/json"}])
+    adapter = make_adapter()
+    assert adapter.predict("no-such-endpoint", PAYLOAD) == {"predictions": [[42.0]]}
+    with pytest.raises(ProviderError, match="non-JSON"):  # queue empty: moto's "body"
+        adapter.predict("no-such-endpoint", {"instances": [[2.0]]})
+
+
+# --------------------------------------------------------------------------- list and delete
+
+
+def test_list_versions_reports_state_and_artifacts(make_adapter, export_v1, export_v2) -> None:
+    adapter = make_adapter()
+    with pytest.raises(NotFound):
+        adapter.list_versions(MODEL)
+    r1 = adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    v2, v1 = adapter.list_versions(MODEL)
+    assert (v1.is_default, v1.traffic, v1.state) == (True, 100, "AVAILABLE")
+    assert (v2.is_default, v2.traffic, v2.state) == (False, 0, "AVAILABLE")
+    assert v1.artifact_uri == r1.artifact_uri and v1.created
+
+
+def test_delete_version_and_model(make_adapter, export_v1, export_v2) -> None:
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2", set_default=True), export_v2)
+    removed = adapter.delete(MODEL, "1")
+    assert f"sagemaker model {MODEL}-v1" in removed
+    assert any(r.startswith(f"s3://{BUCKET}/cloudserve/{MODEL}/v1/") for r in removed)
+    assert endpoint_history(adapter) == "2"
+    with pytest.raises(NotFound):
+        adapter.rollback(MODEL)
+    removed = adapter.delete(MODEL)
+    assert f"sagemaker endpoint {MODEL}" in removed
+    assert f"sagemaker endpoint-config {MODEL}-v2" in removed
+    sm = adapter.clients.sagemaker()
+    assert sm.list_models()["Models"] == [] and sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sm.list_endpoints()["Endpoints"] == [] and bucket_keys(adapter) == []
+    assert adapter.delete(MODEL) == [] and adapter.delete(MODEL, "2") == []
+
+
+def test_deleting_the_only_version_removes_the_endpoint(make_adapter, export_v1) -> None:
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert f"sagemaker endpoint {MODEL}" in adapter.delete(MODEL, "1")
+    with pytest.raises(NotFound):
+        adapter.list_versions(MODEL)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def test_plan_lists_upload_create_then_skip(make_adapter, export_v1, export_v2) -> None:
+    adapter = make_adapter(max_instances=2)
+    first = {(a.verb, a.resource) for a in adapter.plan(spec(export_v1, "1"), export_v1).actions}
+    assert first == {
+        ("create", "s3-bucket"),
+        ("upload", "s3-object"),
+        ("create", "sagemaker-model"),
+        ("create", "sagemaker-endpoint-config"),
+        ("create", "sagemaker-endpoint"),
+        ("create", "autoscaling-target"),
+    }
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    plan = adapter.plan(spec(export_v1, "1"), export_v1)
+    assert not plan.changes_anything
+    switch = adapter.plan(spec(export_v2, "2", set_default=True), export_v2)
+    assert ("route", "sagemaker-endpoint") in {(a.verb, a.resource) for a in switch.actions}
+    with pytest.raises(ConfigError, match="different content"):
+        adapter.plan(spec(export_v2, "1"), export_v2)
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def _ids(adapter: SageMakerAdapter, s: DeploySpec, export: ExportInfo) -> dict[str, str]:
+    return {f.id: f.severity for f in adapter.preflight(s, export)}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "spec_kw", "rule"),
+    [
+        ({}, {"model": "m" * 61}, "aws.name"),  # m...m-v1: 64 chars
+        ({}, {"model": "bad_name"}, "aws.name"),
+        ({"endpoint_name": "-bad"}, {}, "aws.name"),
+        ({}, {"version": "0"}, "aws.version"),
+        ({}, {"version": "v1"}, "aws.version"),
+        ({"bucket": None}, {}, "aws.bucket"),
+        ({"role_arn": None}, {}, "aws.role_arn"),
+        ({"role_arn": "arn:aws:iam::123:user/me"}, {}, "aws.role_arn"),
+        ({"instance_type": "ml.m5.huge"}, {}, "aws.instance_type"),
+        ({"instance_count": 0}, {}, "aws.instance_count"),
+        ({"min_instances": 3, "max_instances": 2}, {}, "aws.scaling"),
+        ({"max_instances": 2, "target_invocations_per_instance": 0}, {}, "aws.scaling"),
+        ({"serverless": ServerlessSettings(memory_mb=1500)}, {}, "aws.serverless.memory"),
+        (
+            {"serverless": ServerlessSettings(max_concurrency=201)},
+            {},
+            "aws.serverless.max_concurrency",
+        ),
+        (
+            {"serverless": ServerlessSettings(max_concurrency=0)},
+            {},
+            "aws.serverless.max_concurrency",
+        ),
+        (
+            {"serverless": ServerlessSettings(max_concurrency=5, provisioned_concurrency=6)},
+            {},
+            "aws.serverless.provisioned",
+        ),
+        (
+            {"serverless": ServerlessSettings(), "instance_type": "ml.g4dn.xlarge"},
+            {},
+            "aws.serverless.gpu",
+        ),
+        ({"serverless": ServerlessSettings()}, {"traffic": {"1": 50, "2": 50}}, "aws.variants"),
+        ({}, {"traffic": {str(v): 9 for v in range(1, 12)}}, "aws.variants"),
+        ({}, {"traffic": {"1": 90, "2": 10}}, "aws.variants"),
+        ({"image": "x" * 256}, {}, "aws.image"),
+    ],
+)
+def test_preflight_rules_trip(export_v1, overrides, spec_kw, rule) -> None:
+    adapter = SageMakerAdapter(config(**overrides))
+    s = dataclasses.replace(spec(export_v1, "1"), **spec_kw)
+    assert _ids(adapter, s, export_v1).get(rule) == "error"
+
+
+def test_preflight_passes_a_good_setup_without_network(export_v1) -> None:
+    adapter = SageMakerAdapter(config(), clients=object())
+    findings = adapter.preflight(spec(export_v1, "1"), export_v1)
+    assert [f for f in findings if f.severity != "info"] == []
+    payload = next(f for f in findings if f.id == "aws.payload")
+    assert "6291456" in payload.message and payload.source.startswith("https://")
+
+
+def test_preflight_instance_types_come_from_botocore(export_v1) -> None:
+    """moto rejects ml.g5/ml.m6i; botocore's enum (what AWS accepts) does not."""
+    for instance_type in ("ml.g5.xlarge", "ml.m6i.large", "ml.inf2.xlarge"):
+        adapter = SageMakerAdapter(config(instance_type=instance_type))
+        assert "aws.instance_type" not in _ids(adapter, spec(export_v1, "1"), export_v1)
+
+
+def test_preflight_image_rules(export_v1, export_v2) -> None:
+    adapter = SageMakerAdapter(config(image=None))
+    assert _ids(adapter, spec(export_v1, "1"), export_v1)["aws.image"] == "info"
+    assert _ids(adapter, spec(export_v2, "2"), export_v2)["aws.image"] == "error"
+    tf215 = dataclasses.replace(export_v1, tf_version="2.15.1")
+    assert _ids(adapter, spec(tf215, "1"), tf215)["aws.image"] == "warning"
+    unknown = dataclasses.replace(export_v1, tf_version=None)
+    assert _ids(adapter, spec(unknown, "1"), unknown)["aws.image"] == "warning"
+
+
+def test_preflight_serverless_disk_and_code_dir(export_v1, tmp_path) -> None:
+    huge = dataclasses.replace(export_v1, total_bytes=6 * 10**9)
+    serverless = SageMakerAdapter(config(serverless=ServerlessSettings()))
+    assert _ids(serverless, spec(huge, "1"), huge)["aws.serverless.disk"] == "error"
+    with_code = SageMakerAdapter(config(code_dir=tmp_path))
+    assert _ids(with_code, spec(export_v1, "1"), export_v1)["aws.code_dir"] == "warning"
+
+
+def test_instance_memory_table() -> None:
+    assert SageMakerAdapter(config(instance_type="ml.m5.large")).instance_memory_mb() == 8192
+    assert SageMakerAdapter(config(instance_type="ml.m5.24xlarge")).instance_memory_mb() == 393216
+    assert SageMakerAdapter(config(instance_type="ml.x9.big")).instance_memory_mb() is None
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_tarball_is_deterministic_and_carries_code(export_v1, tmp_path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text("def handler(data, context):\n    return data\n")
+    a = packaging.build(export_v1.path, "7", tmp_path / "a.tar.gz", code_dir=code)
+    b = packaging.build(export_v1.path, "7", tmp_path / "b.tar.gz", code_dir=code)
+    assert a.sha256 == b.sha256 and a.size == b.size
+    with tarfile.open(a.path) as tar:
+        names = tar.getnames()
+    assert "7/saved_model.pb" in names and "code/inference.py" in names
+    with pytest.raises(ConfigError, match="integer > 0"):
+        packaging.build(export_v1.path, "0", tmp_path / "c.tar.gz")
+
+
+def test_image_uris_per_region_and_processor() -> None:
+    assert images.uri("af-south-1", "2.19.0", "cpu") == (
+        "626614931356.dkr.ecr.af-south-1.amazonaws.com/tensorflow-inference:2.19.0-cpu"
+    )
+    assert images.uri("cn-north-1", "2.19.0", "gpu").endswith(
+        ".dkr.ecr.cn-north-1.amazonaws.com.cn/tensorflow-inference:2.19.0-gpu"
+    )
+    assert images.processor("ml.g4dn.xlarge") == "gpu" and images.processor("ml.c5.large") == "cpu"
+    assert images.resolve((2, 17), "us-east-1", "cpu").tf_version == "2.18.0"
+    assert images.resolve((2, 20), "us-east-1", "cpu") is None
+
+
+def test_wait_times_out_with_a_resume_hint() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    progress = Recorder()
+    with pytest.raises(DeployTimeout, match="still Creating") as caught:
+        waiters.wait_for_endpoint(
+            lambda: {"EndpointStatus": "Creating"},
+            label="creating endpoint e",
+            timeout=100,
+            progress=progress,
+            poll_initial=1,
+            poll_max=8,
+            clock=lambda: now[0],
+            sleep=sleep,
+        )
+    assert "idempotent" in caught.value.hint and now[0] == pytest.approx(100)
+    assert progress.statuses == ["creating endpoint e: Creating"]
+
+
+def test_import_without_boto3_then_use_says_how_to_install() -> None:
+    code = (
+        "import sys; sys.modules['boto3'] = None\n"
+        "from cloudserve_adapters.aws.adapter import SageMakerAdapter\n"
+        "from cloudserve_adapters.aws.config import AwsConfig\n"
+        "from cloudserve.errors import MissingDependency\n"
+        "adapter = SageMakerAdapter(AwsConfig(bucket='b'))\n"
+        "try:\n"
+        "    adapter.list_versions('m')\n"
+        "except MissingDependency as e:\n"
+        "    print(e.hint)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "pip install 'cloudserve[aws]'"
