@@ -42,8 +42,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _no_real_cloud_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials and a fixed region, so no test can reach a real account."""
+def _no_real_cloud_credentials(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fake credentials and a fixed region, so no test can reach a real account.
+
+    Opt-in real-cloud smoke tests (marked aws/gcp/azure) keep the caller's credentials.
+    """
+    if any(request.node.get_closest_marker(name) for name in SMOKE_FLAGS):
+        return
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
