@@ -449,10 +449,21 @@ class BatchQueue:
         Invalid tasks and a full queue raise :class:`BatchingError` before anything is queued.
         Cancelling the awaiting coroutine before its batch runs drops the task.
         """
-        loop = asyncio.get_running_loop()
+        return await self.submit_loop_future(inputs, asyncio.get_running_loop(), deadline=deadline)
+
+    def submit_loop_future(
+        self, inputs: dict[str, np.ndarray], loop: asyncio.AbstractEventLoop, *,
+        deadline: float | None = None,
+    ) -> asyncio.Future[dict[str, np.ndarray]]:
+        """Like :meth:`submit`, but returns a future of ``loop`` (call it on that loop's thread).
+
+        Invalid tasks and a full queue raise :class:`BatchingError` before anything is queued.
+        Completing the future (cancelling it, or setting an exception such as a deadline error)
+        before its batch runs drops the task.
+        """
         future: asyncio.Future[dict[str, np.ndarray]] = loop.create_future()
         self._enqueue(inputs, deadline, future, loop)
-        return await future
+        return future
 
     def _enqueue(
         self,
@@ -493,7 +504,7 @@ class BatchQueue:
                 added = 1
                 wake = True
             scheduler._depth += added
-            if wake:
+            if wake and scheduler._idle:
                 scheduler._work.notify()
 
     def _enqueue_split(
@@ -643,11 +654,11 @@ class BatchQueue:
 
 
 def _still_wanted(task: _Task) -> bool:
-    """False for a task whose caller cancelled it; claims thread futures as running."""
+    """False for a task whose caller gave up on it; claims thread futures as running."""
     if task.parent is not None:
         return True
     if task.loop is not None:
-        return not task.future.cancelled()
+        return not task.future.done()
     return task.future.set_running_or_notify_cancel()
 
 
@@ -692,6 +703,7 @@ class BatchScheduler:
         self._active: list[BatchQueue] = []
         self._next = 0
         self._depth = 0
+        self._idle = 0  # workers waiting for work: a submit only notifies when one is
         self._closing = False
         self._threads = [
             threading.Thread(
@@ -823,7 +835,11 @@ class BatchScheduler:
                         break
                     if self._closing and not self._depth:
                         return
-                    self._work.wait(self._wait_time(now))
+                    self._idle += 1
+                    try:
+                        self._work.wait(self._wait_time(now))
+                    finally:
+                        self._idle -= 1
                 batch = queue._batches.popleft()
                 queue._in_flight += 1
                 self._depth -= len(batch.tasks)

@@ -4,6 +4,10 @@ Both ``--flag=value`` and ``--flag value`` work; booleans accept ``--flag``, ``-
 ``--flag=false``. When neither ``--model_base_path`` nor ``--model_config_file`` is given, the
 ``MODEL_NAME``/``MODEL_BASE_PATH`` environment variables are used the way TF Serving's Docker
 image uses them: the base path is ``${MODEL_BASE_PATH:-/models}/<model name>``.
+
+cloudserve extensions for the cloud hosting contracts (:mod:`cloudserve_runtime.hosting` sets them
+from SageMaker's and Vertex AI's environment): ``--saved_model_uri``, ``--rest_api_health_route``,
+``--rest_api_predict_route`` and ``--batching_parameters``.
 """
 
 from __future__ import annotations
@@ -59,14 +63,22 @@ def build_arg_parser(prog: str = "cloudserve_runtime") -> argparse.ArgumentParse
     flag("rest_api_enable_cors_support", bool, False, "add CORS headers to REST responses")
     flag("rest_api_max_body_bytes", int, DEFAULT_MAX_BODY_BYTES,
          "largest REST request body; bigger ones get 413")
+    flag("rest_api_health_route", str, "", "extra REST path answering like /readyz")
+    flag("rest_api_predict_route", str, "",
+         "extra REST path for predict requests to the served model, like /invocations")
     flag("model_name", str, None, "model name (default: $MODEL_NAME or 'default')")
     flag("model_base_path", str, None, "directory of numeric version dirs")
     flag("model_config_file", str, "", "text-format ModelServerConfig (overrides model flags)")
+    flag("saved_model_uri", str, "",
+         "one SavedModel dir (local or gs://) served as version 1 of --model_name; a dir of "
+         "version dirs is served as is (instead of --model_base_path)")
     flag("model_config_file_poll_wait_seconds", float, 0.0,
          "re-read --model_config_file this often (0: read once)")
     flag("file_system_poll_wait_seconds", float, 1.0, "poll model base paths this often (0: once)")
     flag("enable_batching", bool, False, "batch concurrent requests server-side")
     flag("batching_parameters_file", str, "", "text-format BatchingParameters")
+    flag("batching_parameters", str, "",
+         "text-format BatchingParameters inline (instead of --batching_parameters_file)")
     flag("monitoring_config_file", str, "", "text-format MonitoringConfig (Prometheus)")
     flag("allow_version_labels_for_unavailable_models", bool, False,
          "allow new labels to point at versions not loaded yet")
@@ -89,13 +101,17 @@ class ServerOptions:
     rest_api_timeout_in_ms: int
     rest_api_enable_cors_support: bool
     rest_api_max_body_bytes: int
+    rest_api_health_route: str
+    rest_api_predict_route: str
     model_name: str
     model_base_path: str
     model_config_file: str
+    saved_model_uri: str
     model_config_file_poll_wait_seconds: float
     file_system_poll_wait_seconds: float
     enable_batching: bool
     batching_parameters_file: str
+    batching_parameters: str
     monitoring_config_file: str
     allow_version_labels_for_unavailable_models: bool
     tensorflow_intra_op_parallelism: int
@@ -119,9 +135,11 @@ def parse_flags(
     values = vars(args)
     if args.model_name is None:
         values["model_name"] = environ.get("MODEL_NAME") or "default"
+    if args.saved_model_uri and (args.model_base_path is not None or args.model_config_file):
+        raise FlagError("--saved_model_uri excludes --model_base_path and --model_config_file")
     if args.model_base_path is None:
-        if not args.model_config_file and (environ.get("MODEL_BASE_PATH") or
-                                           environ.get("MODEL_NAME")):
+        from_env = environ.get("MODEL_BASE_PATH") or environ.get("MODEL_NAME")
+        if from_env and not args.saved_model_uri and not args.model_config_file:
             root = environ.get("MODEL_BASE_PATH") or "/models"
             values["model_base_path"] = os.path.join(root, values["model_name"])
         else:
@@ -134,7 +152,7 @@ def parse_flags(
 
 
 def _validate(options: ServerOptions) -> None:
-    if not options.model_base_path and not options.model_config_file:
+    if not (options.model_base_path or options.model_config_file or options.saved_model_uri):
         raise FlagError(
             "Both --model_base_path and --model_config_file are empty; set one of them "
             "(or MODEL_NAME/MODEL_BASE_PATH in the environment)"
@@ -154,6 +172,14 @@ def _validate(options: ServerOptions) -> None:
             "server_options.batching_parameters_file is set without setting "
             "server_options.enable_batching to true."
         )
+    if options.batching_parameters and not options.enable_batching:
+        raise FlagError("--batching_parameters is set without --enable_batching")
+    if options.batching_parameters and options.batching_parameters_file:
+        raise FlagError("--batching_parameters and --batching_parameters_file are exclusive")
+    for name in ("rest_api_health_route", "rest_api_predict_route"):
+        route = getattr(options, name)
+        if route and not route.startswith("/"):
+            raise FlagError(f"--{name}={route} must start with /")
     for name in ("rest_api_timeout_in_ms", "rest_api_max_body_bytes"):
         if getattr(options, name) <= 0:
             raise FlagError(f"--{name} must be positive")

@@ -16,7 +16,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
-from cloudserve_runtime.batching import BatchScheduler
+from cloudserve_runtime.batching import BatchQueue, BatchScheduler
 from cloudserve_runtime.errors import ServingError
 from cloudserve_runtime.models import ServableHandle
 from cloudserve_runtime.servable import Signature
@@ -26,6 +26,11 @@ def _deadline_error(timeout_s: float) -> ServingError:
     return ServingError(
         "DEADLINE_EXCEEDED", f"Timed out waiting for the model to run after {timeout_s * 1000:g} ms"
     )
+
+
+def _expire(future: asyncio.Future[dict[str, np.ndarray]], timeout_s: float) -> None:
+    if not future.done():
+        future.set_exception(_deadline_error(timeout_s))
 
 
 class InferenceRunner:
@@ -43,16 +48,23 @@ class InferenceRunner:
         self._executor = executor
         self._lock = threading.Lock()
         self._queue_keys: dict[int, set[Hashable]] = {}
+        self._queues: dict[Hashable, BatchQueue] = {}
 
     def _queue(self, handle: ServableHandle, signature: Signature, inputs: dict[str, np.ndarray],
-               output_aliases: tuple[str, ...] | None):
+               output_aliases: tuple[str, ...] | None) -> BatchQueue:
+        """The batch queue for this call, from a cache filled on first use of each key."""
         assert self._scheduler is not None
         servable = handle.servable
         key = (id(servable), signature.name, tuple(sorted(inputs)), output_aliases)
+        queue = self._queues.get(key)
+        if queue is not None:
+            return queue
         run_fn = functools.partial(servable.run, signature, output_aliases=output_aliases)
         with self._lock:
             self._queue_keys.setdefault(id(servable), set()).add(key)
-        return self._scheduler.queue(key, run_fn, label=handle.model_name)
+            queue = self._scheduler.queue(key, run_fn, label=handle.model_name)
+            self._queues[key] = queue
+        return queue
 
     async def run_async(
         self, handle: ServableHandle, signature: Signature, inputs: dict[str, np.ndarray],
@@ -67,16 +79,20 @@ class InferenceRunner:
             ServingError: DEADLINE_EXCEEDED after ``timeout_s``, or the run's own error.
             BatchingError: queue full, task too large, … (batching only).
         """
-        if self._scheduler is not None:
-            deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            queue = self._queue(handle, signature, inputs, output_aliases)
-            try:
-                return await asyncio.wait_for(
-                    queue.submit_async(inputs, deadline=deadline), timeout_s
-                )
-            except TimeoutError:
-                raise _deadline_error(timeout_s or 0.0) from None
         loop = asyncio.get_running_loop()
+        if self._scheduler is not None:
+            queue = self._queue(handle, signature, inputs, output_aliases)
+            if timeout_s is None:
+                return await queue.submit_loop_future(inputs, loop)
+            deadline = time.monotonic() + timeout_s
+            batched = queue.submit_loop_future(inputs, loop, deadline=deadline)
+            # A timer, not a Task per request: on expiry the future fails and its task is
+            # dropped if its batch has not run yet.
+            timer = loop.call_later(timeout_s, _expire, batched, timeout_s)
+            try:
+                return await batched
+            finally:
+                timer.cancel()
         future = loop.run_in_executor(
             self._executor, handle.servable.run, signature, inputs, output_aliases
         )
@@ -115,5 +131,7 @@ class InferenceRunner:
             return
         with self._lock:
             keys = self._queue_keys.pop(id(servable), set())
+            for key in keys:
+                self._queues.pop(key, None)
         for key in keys:
             self._scheduler.remove_queue(key)

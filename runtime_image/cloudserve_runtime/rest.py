@@ -2,8 +2,13 @@
 
 Besides TF Serving's ``/v1/...`` routes it serves ``/healthz`` (200 while the process runs),
 ``/readyz`` (200 when every configured model has an AVAILABLE version, else 503) and, when the
-monitoring config enables it, the Prometheus path. Other paths get a 404 HTML page like
-TF Serving's HTTP server. Model calls never run on the event loop.
+monitoring config enables it, the Prometheus path. For the cloud hosting contracts it also serves
+SageMaker's ``GET /ping`` (as ``/readyz``) and ``POST /invocations`` (a predict request to the
+default version of the served model, or of the one named by
+``X-Amzn-SageMaker-Custom-Attributes: tfs-model-name=<name>``), and the configured health and
+predict routes (Vertex AI's ``AIP_HEALTH_ROUTE``/``AIP_PREDICT_ROUTE``) the same way. ``/v1/``
+paths are matched first. Other paths get a 404 HTML page like TF Serving's HTTP server. Model
+calls never run on the event loop.
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from cloudserve_runtime import methods, rest_codec
-from cloudserve_runtime.errors import ServingError, as_serving_error, http_status, invalid_argument
+from cloudserve_runtime.errors import (
+    ServingError,
+    as_serving_error,
+    http_status,
+    invalid_argument,
+    not_found,
+)
 from cloudserve_runtime.inference import InferenceRunner
 from cloudserve_runtime.metrics import Metrics
 from cloudserve_runtime.models import ModelManager
@@ -37,6 +48,7 @@ _ORIGIN = re.compile(r"https?://.*")
 _INT64_MAX = 2**63 - 1
 
 _JSON = b"application/json"
+_CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
 _CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"POST, GET"),
@@ -57,12 +69,16 @@ class RestSettings:
         enable_cors: add CORS headers to every response.
         max_body_bytes: larger bodies get 413.
         prometheus_path: path of the metrics page, or None when monitoring is off.
+        health_route: another path answering like ``/readyz`` (Vertex AI's health route).
+        predict_route: another path answering like ``/invocations`` (Vertex AI's predict route).
     """
 
     timeout_s: float = 30.0
     enable_cors: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
     prometheus_path: str | None = None
+    health_route: str | None = None
+    predict_route: str | None = None
 
 
 class _BodyTooLarge(Exception):
@@ -81,6 +97,13 @@ class RestApp:
         self._metrics = metrics
         self._settings = settings
         self._extra_headers = _CORS_HEADERS if settings.enable_cors else []
+        self._routes: dict[str, Callable[[str, Scope, Receive, Send], Awaitable[None]]] = {
+            "/readyz": self._readiness, "/ping": self._readiness, "/invocations": self._invoke,
+        }
+        if settings.health_route:
+            self._routes[settings.health_route] = self._readiness
+        if settings.predict_route:
+            self._routes[settings.predict_route] = self._invoke
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,14 +115,8 @@ class RestApp:
             await self._v1(method, path_text, scope, receive, send)
         elif path_text == "/healthz":
             await self._respond(send, 200, b'{"status": "ok"}\n')
-        elif path_text == "/readyz":
-            ready = self._manager.is_ready()
-            await self._respond(
-                send, 200 if ready else 503,
-                b'{"status": "ready"}\n' if ready else rest_codec.encode_error(
-                    "Not every configured model has an available version"
-                ),
-            )
+        elif path_text in self._routes:
+            await self._routes[path_text](method, scope, receive, send)
         elif self._settings.prometheus_path and path_text.startswith(
             self._settings.prometheus_path
         ):
@@ -107,6 +124,74 @@ class RestApp:
         else:
             page = _NOT_FOUND_PAGE.format(path=path_text).encode()
             await self._respond(send, 404, page, b"text/html")
+
+    async def _readiness(self, _method: str, _scope: Scope, _receive: Receive, send: Send) -> None:
+        ready = self._manager.is_ready()
+        await self._respond(
+            send, 200 if ready else 503,
+            b'{"status": "ready"}\n' if ready else rest_codec.encode_error(
+                "Not every configured model has an available version"
+            ),
+        )
+
+    async def _invoke(self, method: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """A predict request to the default version of the served (or header-named) model."""
+        if method != "POST":
+            body = rest_codec.encode_error(f"Method not allowed: {method} {scope['path']}")
+            await self._respond(send, 405, body)
+            return
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), _JSON)
+        if content_type.split(b";")[0].strip().lower() != _JSON:
+            unsupported = content_type.decode("latin-1")
+            message = f"Unsupported content type {unsupported}: send application/json"
+            await self._respond(send, 415, rest_codec.encode_error(message))
+            return
+        try:
+            body = await self._read_body(scope, receive)
+        except _BodyTooLarge as exc:
+            await self._too_large(send, exc.args[0])
+            return
+        if body is None:
+            return
+        started = time.perf_counter()
+        status = "OK"
+        name = ""
+        try:
+            name = self._invocation_model(scope)
+            response = await self._predict((name, None, None), body)
+        except Exception as exc:  # every failure becomes a JSON error response
+            error = as_serving_error(exc)
+            status = error.code
+            await self._error(send, error)
+        else:
+            await self._respond(send, 200, response)
+        finally:
+            if name:
+                self._metrics.record_request(
+                    name, "predict", "REST", status, (time.perf_counter() - started) * 1e6
+                )
+
+    def _invocation_model(self, scope: Scope) -> str:
+        for key, value in scope["headers"]:
+            if key == _CUSTOM_ATTRIBUTES:
+                for attribute in value.decode("latin-1").split(","):
+                    name, _, model = attribute.strip().partition("=")
+                    if name == "tfs-model-name" and model.strip():
+                        return model.strip()
+        names = self._manager.model_names()
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise not_found("No model is being served")
+        raise invalid_argument(
+            f"Several models are served ({', '.join(sorted(names))}): name one with the header "
+            "X-Amzn-SageMaker-Custom-Attributes: tfs-model-name=<name>"
+        )
+
+    async def _too_large(self, send: Send, size: int) -> None:
+        limit = self._settings.max_body_bytes
+        message = f"Request body of {size} bytes exceeds the limit of {limit} bytes"
+        await self._respond(send, 413, rest_codec.encode_error(message))
 
     async def _prometheus(self, path: str, send: Send) -> None:
         expected = self._settings.prometheus_path
@@ -148,6 +233,9 @@ class RestApp:
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    async def _malformed(self, send: Send, method: str, path: str) -> None:
+        await self._error(send, invalid_argument(f"Malformed request: {method} {path}"))
+
     async def _v1(
         self, method: str, path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
@@ -159,18 +247,15 @@ class RestApp:
                 await self._error(send, invalid_argument(
                     "Origin header is missing in CORS preflight"))
             return
-        malformed = invalid_argument(f"Malformed request: {method} {path}")
         if method == "POST":
             match = _POST.fullmatch(path)
             if match is None or match.group(4) not in ("classify", "regress", "predict"):
-                await self._error(send, malformed)
+                await self._malformed(send, method, path)
                 return
             try:
                 body = await self._read_body(scope, receive)
             except _BodyTooLarge as exc:
-                limit = self._settings.max_body_bytes
-                message = f"Request body of {exc.args[0]} bytes exceeds the limit of {limit} bytes"
-                await self._respond(send, 413, rest_codec.encode_error(message))
+                await self._too_large(send, exc.args[0])
                 return
             if body is None:
                 return
@@ -178,11 +263,11 @@ class RestApp:
         elif method == "GET":
             match = _GET.fullmatch(path)
             if match is None:
-                await self._error(send, malformed)
+                await self._malformed(send, method, path)
                 return
             await self._model_query(send, match)
         else:
-            await self._error(send, malformed)
+            await self._malformed(send, method, path)
 
     @staticmethod
     def _target(match: re.Match[str]) -> tuple[str, int | None, str | None]:

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import functools
+import gc
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from cloudserve_runtime.flags import FlagError, ServerOptions, build_arg_parser, parse_flags
+from cloudserve_runtime.hosting import HostingError, hosting_argv, stage_saved_model
 
 __all__ = ["ModelServer", "StartupError", "build_arg_parser", "main"]
 
@@ -81,15 +84,17 @@ class ModelServer:
         params = None
         if options.enable_batching:
             try:
-                params = (
-                    batching.parse_batching_parameters(
-                        _read_text(options.batching_parameters_file, "batching parameters file")
-                    )
-                    if options.batching_parameters_file else batching.BatchingParameters()
+                text = options.batching_parameters or (
+                    _read_text(options.batching_parameters_file, "batching parameters file")
+                    if options.batching_parameters_file else ""
                 )
+                params = batching.parse_batching_parameters(text)
                 params.validate()
             except ValueError as exc:
                 raise StartupError(f"Bad batching parameters: {exc}") from None
+        # Staged before TensorFlow is imported: a download error comes fast, as one line.
+        self._staging_dir: str | None = None
+        base_path = "" if options.model_config_file else self._base_path()
 
         from cloudserve_runtime.errors import ServingError
         from cloudserve_runtime.inference import InferenceRunner
@@ -101,9 +106,7 @@ class ModelServer:
             if options.model_config_file:
                 self._config = read_config_file(options.model_config_file)
             else:
-                self._config = single_model_config(
-                    options.model_name, os.path.abspath(options.model_base_path)
-                )
+                self._config = single_model_config(options.model_name, base_path)
         except ServingError as exc:
             raise StartupError(exc.message) from None
         self.metrics = Metrics()
@@ -132,10 +135,23 @@ class ModelServer:
         )
         self._grpc_server = None
         self._rest_socket: socket.socket | None = None
-        self._uvicorn = None
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
+
+    def _base_path(self) -> str:
+        """The model's base path; a ``--saved_model_uri`` is staged into a temporary directory."""
+        options = self.options
+        if not options.saved_model_uri:
+            return os.path.abspath(options.model_base_path)
+        self._staging_dir = tempfile.mkdtemp(prefix="cloudserve-model-")
+        try:
+            return stage_saved_model(
+                options.saved_model_uri, options.model_name, self._staging_dir
+            )
+        except HostingError as exc:
+            shutil.rmtree(self._staging_dir, ignore_errors=True)
+            raise StartupError(str(exc)) from None
 
     def start(self) -> None:
         """Loads the models, then binds the gRPC and REST ports (blocks).
@@ -155,6 +171,10 @@ class ModelServer:
             self.manager.wait_until_available(self.manager.model_names())
         except ServingError as exc:
             raise StartupError(f"{exc.code}: {exc.message}") from None
+        # The loaded models are long-lived: keep them out of the collector's full passes, whose
+        # pauses (hundreds of ms) would otherwise stall the event loop.
+        gc.collect()
+        gc.freeze()
         if options.port:
             self._grpc_server = self._build_grpc_server()
         if options.rest_api_port:
@@ -211,35 +231,27 @@ class ModelServer:
         if self._rest_socket is None:
             await self._stop_event.wait()
             return
-        self._uvicorn = self._build_uvicorn()
-        await self._uvicorn.serve(sockets=[self._rest_socket])
+        from cloudserve_runtime.httpserver import HttpServer
 
-    def _build_uvicorn(self):  # -> uvicorn.Server
-        import uvicorn
+        http = HttpServer(self._build_rest_app())
+        await http.start([self._rest_socket])
+        await self._stop_event.wait()
+        await http.shutdown(GRACE_PERIOD_S)
 
+    def _build_rest_app(self):  # -> RestApp
         from cloudserve_runtime.rest import RestApp, RestSettings
 
-        app = RestApp(
+        return RestApp(
             self.manager, self.runner, self.metrics,
             RestSettings(
                 timeout_s=self.options.rest_api_timeout_in_ms / 1000.0,
                 enable_cors=self.options.rest_api_enable_cors_support,
                 max_body_bytes=self.options.rest_api_max_body_bytes,
                 prometheus_path=self._prometheus_path,
+                health_route=self.options.rest_api_health_route or None,
+                predict_route=self.options.rest_api_predict_route or None,
             ),
         )
-        config = uvicorn.Config(
-            app, http="httptools", lifespan="off", access_log=False, log_level="warning",
-            timeout_graceful_shutdown=GRACE_PERIOD_S, backlog=2048,
-        )
-        class SignalFreeUvicorn(uvicorn.Server):
-            """uvicorn.Server that leaves signal handling to the ModelServer."""
-
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        return SignalFreeUvicorn(config)
 
     def _reload_from_file(self) -> None:
         from cloudserve_runtime.errors import ServingError
@@ -266,8 +278,6 @@ class ModelServer:
             loop.call_soon_threadsafe(self._stop_serving)
 
     def _stop_serving(self) -> None:
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
         if self._stop_event is not None:
             self._stop_event.set()
 
@@ -289,6 +299,8 @@ class ModelServer:
         self._executor.shutdown(wait=True)
         if self._rest_socket is not None:
             self._rest_socket.close()
+        if self._staging_dir is not None:
+            shutil.rmtree(self._staging_dir, ignore_errors=True)
 
 
 def _print_versions() -> None:
@@ -307,17 +319,20 @@ def _print_versions() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the server with TF Serving-style flags; returns the process exit status.
 
+    The SageMaker ``serve`` argument and Vertex AI's ``AIP_*`` variables are applied first
+    (:func:`cloudserve_runtime.hosting.hosting_argv`).
+
     Args:
         argv: flags without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        0 after a signal-triggered graceful stop (or ``--version``), 2 for bad flags,
-        1 when start-up fails.
+        0 after a signal-triggered graceful stop (or ``--version``), 2 for bad flags or hosting
+        variables, 1 when start-up fails.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        options = parse_flags(argv)
-    except FlagError as exc:
+        options = parse_flags(hosting_argv(argv, os.environ))
+    except (FlagError, HostingError) as exc:
         print(f"cloudserve_runtime: error: {exc}", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,459 @@
+"""A lean HTTP/1.1 server for one ASGI application, on asyncio (uvloop) and httptools.
+
+It replaces uvicorn on the REST hot path: one :class:`asyncio.Protocol` per connection feeds
+``httptools.HttpRequestParser`` and calls the ASGI app with a plain scope and cheap
+``receive``/``send`` callables; the status line, headers and body of a response go out in one
+write. Behaviour:
+
+* Keep-alive per ``parser.should_keep_alive()`` (HTTP/1.0 closes unless it asks for
+  keep-alive; ``Connection: close`` closes after the response). Idle connections close after
+  :data:`KEEP_ALIVE_S`.
+* Content-Length and chunked request bodies (the parser de-chunks); pipelined requests are
+  parsed as they arrive and answered one at a time, in order.
+* ``Expect: 100-continue`` gets ``100 Continue`` when the app first asks for the body; if the app
+  answers without reading it, the connection closes after the response.
+* A body the app did not read is discarded as it arrives (the app decides, e.g. a 413 from the
+  Content-Length alone), so it is never buffered; reading pauses while more than
+  :data:`_HIGH_WATER` bytes wait for the app.
+* Responses without Content-Length are sent chunked (or with a computed length when the app
+  sends the whole body at once); ``HEAD`` responses carry no body.
+* ``Upgrade`` requests (e.g. ``h2c``) are answered as plain HTTP/1.1, then the connection
+  closes. A malformed request gets 400 and the connection closes; an app exception before the
+  response started gets 500 and the connection closes.
+* :meth:`HttpServer.shutdown` stops accepting, closes idle connections, lets in-flight requests
+  finish (their connections close after the response) and force-closes what is left after the
+  grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+__all__ = ["HttpServer", "KEEP_ALIVE_S"]
+
+log = logging.getLogger(__name__)
+
+KEEP_ALIVE_S = 5.0
+"""Idle keep-alive connections are closed after this many seconds."""
+
+_HIGH_WATER = 1 << 20
+_SWEEP_S = 1.0
+
+App = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
+     Callable[[dict[str, Any]], Awaitable[None]]],
+    Awaitable[None],
+]
+
+_STATUS_LINES = {
+    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
+    for status in HTTPStatus
+}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_DISCONNECT = {"type": "http.disconnect"}
+_EMPTY_BODY = {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+def _plain_response(status: int, text: bytes) -> bytes:
+    return b"".join((
+        _status_line(status), b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\nconnection: close\r\n\r\n" % len(text), text,
+    ))
+
+
+class _Request:
+    """One parsed request: its scope, its body as it arrives, and its response state."""
+
+    __slots__ = (
+        "scope", "keep_alive", "head", "chunks", "buffered", "complete", "expect_continue",
+        "body_wanted", "waiter", "started", "head_sent", "finished", "status", "headers",
+        "chunked",
+    )
+
+    def __init__(self, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.head = scope["method"] == "HEAD"
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.complete = False
+        self.expect_continue = expect_continue
+        self.body_wanted = True
+        self.waiter: asyncio.Future[None] | None = None
+        self.started = False
+        self.head_sent = False
+        self.finished = False
+        self.status = 200
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunked = False
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parses requests and runs the app for each, in order."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._loop = server.loop
+        self._app = server.app
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._parsing: _Request | None = None
+        self._pending: deque[_Request] = deque()
+        self._current: _Request | None = None
+        self._closed = False
+        self._reading = True
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self.idle_since = time.monotonic()
+        self._base_scope: dict[str, Any] = {}
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        self._base_scope = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "scheme": "http", "root_path": "",
+            "server": tuple(local[:2]) if isinstance(local, tuple) else None,
+            "client": tuple(peer[:2]) if isinstance(peer, tuple) else None,
+        }
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._server.connections.discard(self)
+        for request in (self._current, self._parsing, *self._pending):
+            if request is not None:
+                request.wake()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # answered as plain HTTP/1.1; the connection closes after that response
+        except httptools.HttpParserError:
+            self._reject(400, b"Invalid HTTP request")
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        parsed = httptools.parse_url(self._url)
+        raw_path = parsed.path
+        scope = dict(self._base_scope)
+        scope["http_version"] = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        scope["raw_path"] = raw_path
+        scope["path"] = unquote(raw_path.decode("latin-1")) if b"%" in raw_path else (
+            raw_path.decode("latin-1")
+        )
+        scope["query_string"] = parsed.query or b""
+        scope["headers"] = self._headers
+        expect = any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in self._headers
+        )
+        keep_alive = (
+            parser.should_keep_alive() and not parser.should_upgrade()
+            and not self._server.stopping
+        )
+        request = _Request(scope, keep_alive, expect)
+        self._parsing = request
+        if self._current is None:
+            self._start(request)
+        else:
+            self._pending.append(request)
+
+    def on_body(self, body: bytes) -> None:
+        request = self._parsing
+        if request is None or not request.body_wanted:
+            return
+        request.chunks.append(body)
+        request.buffered += len(body)
+        if request.buffered > _HIGH_WATER and self._reading:
+            self._reading = False
+            self._transport.pause_reading()
+        request.wake()
+
+    def on_message_complete(self) -> None:
+        request = self._parsing
+        self._parsing = None
+        if request is None:
+            return
+        request.complete = True
+        request.expect_continue = False
+        if request.finished:
+            self._next()
+        else:
+            request.wake()
+
+    # request cycle
+
+    def _start(self, request: _Request) -> None:
+        self._current = request
+        self._loop.create_task(self._run(request))
+
+    async def _run(self, request: _Request) -> None:
+        async def receive() -> dict[str, Any]:
+            return await self._receive(request)
+
+        async def send(message: dict[str, Any]) -> None:
+            await self._send(request, message)
+
+        try:
+            await self._app(request.scope, receive, send)
+        except Exception:
+            log.exception("Exception in the REST application")
+            if not request.started and not self._closed:
+                self._transport.write(_plain_response(500, b"Internal Server Error"))
+            request.keep_alive = False
+            request.finished = True
+            self._close()
+            return
+        if not request.finished:
+            if not request.started:
+                await self._send(request, {"type": "http.response.start", "status": 500})
+            await self._send(request, {"type": "http.response.body", "body": b""})
+
+    async def _receive(self, request: _Request) -> dict[str, Any]:
+        while True:
+            if request.finished or self._closed:
+                return _DISCONNECT
+            if request.chunks:
+                body = b"".join(request.chunks) if len(request.chunks) > 1 else request.chunks[0]
+                request.chunks.clear()
+                request.buffered = 0
+                if not self._reading and not self._closed:
+                    self._reading = True
+                    self._transport.resume_reading()
+                return {"type": "http.request", "body": body, "more_body": not request.complete}
+            if request.complete:
+                request.body_wanted = False
+                return _EMPTY_BODY
+            if request.expect_continue:
+                request.expect_continue = False
+                self._transport.write(_CONTINUE)
+            waiter = self._loop.create_future()
+            request.waiter = waiter
+            await waiter
+
+    async def _send(self, request: _Request, message: dict[str, Any]) -> None:
+        if self._closed or request.finished:
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            if request.started:
+                raise RuntimeError("http.response.start sent twice")
+            request.started = True
+            request.status = message["status"]
+            request.headers = list(message.get("headers", ()))
+            return
+        if kind != "http.response.body" or not request.started:
+            raise RuntimeError(f"unexpected ASGI message {kind!r}")
+        body: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        if not request.head_sent:
+            request.head_sent = True  # the head goes out with the first body message
+            self._write_head(request, len(body) if not more else None, body)
+        elif request.chunked:
+            if body and not request.head:
+                self._transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        elif body and not request.head:
+            self._transport.write(body)
+        if more:
+            if self._write_paused:
+                await self._drained()
+            return
+        if request.chunked and not request.head:
+            self._transport.write(b"0\r\n\r\n")
+        self._finish(request)
+
+    def _write_head(self, request: _Request, length: int | None, body: bytes) -> None:
+        status = request.status
+        lines = [_status_line(status)]
+        has_length = False
+        for name, value in request.headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                has_length = True
+            elif lowered == b"connection" and value.lower() == b"close":
+                request.keep_alive = False
+            lines.append(b"%b: %b\r\n" % (name, value))
+        if not has_length and status >= 200 and status not in (204, 304):
+            if length is not None:
+                lines.append(b"content-length: %d\r\n" % length)
+            else:
+                request.chunked = True
+                lines.append(b"transfer-encoding: chunked\r\n")
+        if request.expect_continue and not request.complete:
+            request.keep_alive = False  # the client may never send the body we did not ask for
+        if self._server.stopping:
+            request.keep_alive = False
+        lines.append(self._server.date_header)
+        if not request.keep_alive:
+            lines.append(b"connection: close\r\n")
+        elif request.scope["http_version"] == "1.0":
+            lines.append(b"connection: keep-alive\r\n")
+        lines.append(b"\r\n")
+        if body and not request.head:
+            if request.chunked:
+                lines.append(b"%x\r\n%b\r\n" % (len(body), body))
+            else:
+                lines.append(body)
+        self._transport.write(b"".join(lines))
+
+    async def _drained(self) -> None:
+        if self._drain is None:
+            self._drain = self._loop.create_future()
+        await self._drain
+
+    def _finish(self, request: _Request) -> None:
+        request.finished = True
+        request.body_wanted = False
+        request.chunks.clear()
+        if not self._reading and not self._closed:
+            self._reading = True
+            self._transport.resume_reading()
+        if not request.keep_alive:
+            self._close()
+        elif request.complete:
+            self._next()
+
+    def _next(self) -> None:
+        """Starts the next pipelined request once the current one is answered and read."""
+        self._current = None
+        self.idle_since = time.monotonic()
+        if self._pending:
+            self._start(self._pending.popleft())
+        elif self._server.stopping and self._parsing is None:
+            self._close()
+
+    def _reject(self, status: int, text: bytes) -> None:
+        if self._closed:
+            return
+        if self._current is None or self._current.finished:
+            self._transport.write(_plain_response(status, text))
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
+
+    # server control
+
+    def is_idle(self) -> bool:
+        """No request running, queued or partly received."""
+        return self._current is None and self._parsing is None and not self._pending
+
+    def shutdown(self) -> None:
+        """Closes the connection now if idle, else after the request in progress is answered."""
+        if self.is_idle():
+            self._close()
+
+    def abort(self) -> None:
+        """Closes the connection at once."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.abort()
+
+
+class HttpServer:
+    """Serves one ASGI app on already-bound listening sockets until :meth:`shutdown`."""
+
+    def __init__(self, app: App, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.app = app
+        self.loop = loop or asyncio.get_running_loop()
+        self.connections: set[_Connection] = set()
+        self.stopping = False
+        self.date_header = b""
+        self._servers: list[asyncio.base_events.Server] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    async def start(self, sockets: list[socket.socket]) -> None:
+        """Starts accepting on ``sockets`` (bound and listening)."""
+        self._sweep()
+        for sock in sockets:
+            server = await self.loop.create_server(
+                lambda: _Connection(self), sock=sock, backlog=2048
+            )
+            self._servers.append(server)
+
+    def _sweep(self) -> None:
+        """Refreshes the Date header and closes idle keep-alive connections (every second)."""
+        self.date_header = b"date: %b\r\n" % email.utils.formatdate(usegmt=True).encode()
+        cutoff = time.monotonic() - KEEP_ALIVE_S
+        for connection in list(self.connections):
+            if connection.is_idle() and connection.idle_since < cutoff:
+                connection.shutdown()
+        self._sweeper = self.loop.call_later(_SWEEP_S, self._sweep)
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stops accepting, closes idle connections, waits up to ``grace_s`` for in-flight
+        requests to be answered, then closes whatever is left."""
+        self.stopping = True
+        for server in self._servers:
+            server.close()
+        for connection in list(self.connections):
+            connection.shutdown()
+        deadline = self.loop.time() + grace_s
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for connection in list(self.connections):
+            connection.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for server in self._servers:
+            await server.wait_closed()
