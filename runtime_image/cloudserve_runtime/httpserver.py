@@ -20,6 +20,11 @@ write. Behaviour:
 * ``Upgrade`` requests (e.g. ``h2c``) are answered as plain HTTP/1.1, then the connection
   closes. A malformed request gets 400 and the connection closes; an app exception before the
   response started gets 500 and the connection closes.
+* With a :class:`FastRoutes` object, requests it claims from their head (method, raw path,
+  Content-Length) skip the ASGI shim: once the whole body has arrived it goes to the route's
+  handler, whose ``(status, body)`` is written with the object's constant headers. Everything
+  else (other paths, chunked, ``Expect: 100-continue`` or ``Upgrade`` requests) takes the ASGI
+  path.
 * :meth:`HttpServer.shutdown` stops accepting, closes idle connections, lets in-flight requests
   finish (their connections close after the response) and force-closes what is left after the
   grace period.
@@ -35,12 +40,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
 
-__all__ = ["HttpServer", "KEEP_ALIVE_S"]
+__all__ = ["FastHandler", "FastRoutes", "HttpServer", "KEEP_ALIVE_S"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,21 @@ App = Callable[
      Callable[[dict[str, Any]], Awaitable[None]]],
     Awaitable[None],
 ]
+
+FastHandler = Callable[[bytes], Awaitable[tuple[int, bytes]]]
+"""Takes a whole request body; returns the response status and body."""
+
+
+class FastRoutes(Protocol):
+    """Requests answered without the ASGI shim (see the module docstring)."""
+
+    fast_headers: bytes
+    """Header lines (each ending in CRLF) sent with every fast response, besides
+    Content-Length, Date and Connection."""
+
+    def fast_route(self, method: str, raw_path: bytes, content_length: int) -> FastHandler | None:
+        """The handler for a request with a Content-Length body, or None for the ASGI path."""
+
 
 _STATUS_LINES = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
@@ -78,18 +98,23 @@ def _plain_response(status: int, text: bytes) -> bytes:
 
 
 class _Request:
-    """One parsed request: its scope, its body as it arrives, and its response state."""
+    """One parsed request: its ASGI scope (None for a fast route's request), its body as it
+    arrives, and its response state."""
 
     __slots__ = (
-        "scope", "keep_alive", "head", "chunks", "buffered", "complete", "expect_continue",
-        "body_wanted", "waiter", "started", "head_sent", "finished", "status", "headers",
-        "chunked",
+        "scope", "http_10", "keep_alive", "head", "chunks", "buffered", "complete",
+        "expect_continue", "body_wanted", "waiter", "started", "head_sent", "finished", "status",
+        "headers", "chunked", "fast",
     )
 
-    def __init__(self, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
+    def __init__(
+        self, scope: dict[str, Any] | None, http_version: str, method: str, keep_alive: bool,
+        expect_continue: bool, fast: FastHandler | None = None,
+    ) -> None:
         self.scope = scope
+        self.http_10 = http_version == "1.0"
         self.keep_alive = keep_alive
-        self.head = scope["method"] == "HEAD"
+        self.head = method == "HEAD"
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.complete = False
@@ -102,6 +127,7 @@ class _Request:
         self.status = 200
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunked = False
+        self.fast = fast
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -118,10 +144,13 @@ class _Connection(asyncio.Protocol):
         self._server = server
         self._loop = server.loop
         self._app = server.app
+        self._fast_routes = server.fast_routes
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._length: bytes | None = None
+        self._expect = False
         self._parsing: _Request | None = None
         self._pending: deque[_Request] = deque()
         self._current: _Request | None = None
@@ -183,34 +212,49 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._length = None
+        self._expect = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        self._headers.append((name, value))
+        if name == b"content-length":
+            if self._length is None:
+                self._length = value
+        elif name == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         parsed = httptools.parse_url(self._url)
         raw_path = parsed.path
-        scope = dict(self._base_scope)
-        scope["http_version"] = parser.get_http_version()
-        scope["method"] = parser.get_method().decode("ascii")
-        scope["raw_path"] = raw_path
-        scope["path"] = unquote(raw_path.decode("latin-1")) if b"%" in raw_path else (
-            raw_path.decode("latin-1")
-        )
-        scope["query_string"] = parsed.query or b""
-        scope["headers"] = self._headers
-        expect = any(
-            name == b"expect" and value.lower() == b"100-continue" for name, value in self._headers
-        )
-        keep_alive = (
-            parser.should_keep_alive() and not parser.should_upgrade()
-            and not self._server.stopping
-        )
-        request = _Request(scope, keep_alive, expect)
+        http_version = parser.get_http_version()
+        method = parser.get_method().decode("ascii")
+        expect = self._expect
+        upgrade = parser.should_upgrade()
+        keep_alive = parser.should_keep_alive() and not upgrade and not self._server.stopping
+        fast = None
+        length = self._length
+        if (
+            self._fast_routes is not None and not expect and not upgrade and length is not None
+            and length.isdigit()
+        ):
+            fast = self._fast_routes.fast_route(method, raw_path, int(length))
+        scope = None
+        if fast is None:
+            scope = dict(self._base_scope)
+            scope["http_version"] = http_version
+            scope["method"] = method
+            scope["raw_path"] = raw_path
+            scope["path"] = unquote(raw_path.decode("latin-1")) if b"%" in raw_path else (
+                raw_path.decode("latin-1")
+            )
+            scope["query_string"] = parsed.query or b""
+            scope["headers"] = self._headers
+        request = _Request(scope, http_version, method, keep_alive, expect, fast)
         self._parsing = request
         if self._current is None:
             self._start(request)
@@ -244,7 +288,52 @@ class _Connection(asyncio.Protocol):
 
     def _start(self, request: _Request) -> None:
         self._current = request
-        self._loop.create_task(self._run(request))
+        if request.fast is not None:
+            self._loop.create_task(self._run_fast(request, request.fast))
+        else:
+            self._loop.create_task(self._run(request))
+
+    async def _run_fast(self, request: _Request, handler: FastHandler) -> None:
+        """Reads the whole body, runs ``handler`` on it and writes its response in one go."""
+        if request.complete:
+            chunks = request.chunks
+            body = b"".join(chunks) if len(chunks) > 1 else (chunks[0] if chunks else b"")
+        else:
+            parts = []
+            while True:
+                message = await self._receive(request)
+                if message is _DISCONNECT:
+                    return
+                parts.append(message["body"])
+                if not message["more_body"]:
+                    break
+            body = b"".join(parts)
+        try:
+            status, payload = await handler(body)
+        except Exception:
+            log.exception("Exception in the REST application")
+            if not self._closed:
+                self._transport.write(_plain_response(500, b"Internal Server Error"))
+            request.keep_alive = False
+            request.finished = True
+            self._close()
+            return
+        if self._closed or request.finished:
+            return
+        request.started = request.head_sent = True
+        if self._server.stopping:
+            request.keep_alive = False
+        if not request.keep_alive:
+            connection = b"connection: close\r\n"
+        elif request.http_10:
+            connection = b"connection: keep-alive\r\n"
+        else:
+            connection = b""
+        self._transport.write(b"%b%bcontent-length: %d\r\n%b%b\r\n%b" % (
+            _status_line(status), self._server.fast_headers, len(payload),
+            self._server.date_header, connection, payload,
+        ))
+        self._finish(request)
 
     async def _run(self, request: _Request) -> None:
         async def receive() -> dict[str, Any]:
@@ -254,7 +343,7 @@ class _Connection(asyncio.Protocol):
             await self._send(request, message)
 
         try:
-            await self._app(request.scope, receive, send)
+            await self._app(request.scope, receive, send)  # type: ignore[arg-type]
         except Exception:
             log.exception("Exception in the REST application")
             if not request.started and not self._closed:
@@ -345,7 +434,7 @@ class _Connection(asyncio.Protocol):
         lines.append(self._server.date_header)
         if not request.keep_alive:
             lines.append(b"connection: close\r\n")
-        elif request.scope["http_version"] == "1.0":
+        elif request.http_10:
             lines.append(b"connection: keep-alive\r\n")
         lines.append(b"\r\n")
         if body and not request.head:
@@ -411,10 +500,16 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpServer:
-    """Serves one ASGI app on already-bound listening sockets until :meth:`shutdown`."""
+    """Serves one ASGI app (and optionally :class:`FastRoutes`) on already-bound listening
+    sockets until :meth:`shutdown`."""
 
-    def __init__(self, app: App, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self, app: App, loop: asyncio.AbstractEventLoop | None = None,
+        fast_routes: FastRoutes | None = None,
+    ) -> None:
         self.app = app
+        self.fast_routes = fast_routes
+        self.fast_headers = fast_routes.fast_headers if fast_routes is not None else b""
         self.loop = loop or asyncio.get_running_loop()
         self.connections: set[_Connection] = set()
         self.stopping = False

@@ -304,6 +304,7 @@ _TEMPLATES: dict[tuple[str, int], str] = {}
 # Codes used by the vectorised float32 path: whole numbers, %g round-trips, needs %.9g.
 _F32_SPECS = ("%.1f", "%g", "%.9g")
 _VECTOR_MIN = 48  # below this the per-call numpy overhead outweighs the gain
+_SMALL = 8  # up to this many values are formatted one by one (no template, no split)
 
 
 def _template(spec: str, count: int) -> str:
@@ -315,10 +316,22 @@ def _template(spec: str, count: int) -> str:
     return template
 
 
+def _one_token(value: float, single: bool) -> str:
+    """One value by the WriteDecimal rule: :func:`_exact_tokens` for a single value."""
+    token = format(value, "g")
+    parsed = float(token)
+    same = array("f", (parsed,)) == array("f", (value,)) if single else parsed == value
+    if not same:
+        token = format(value, ".9g" if single else ".17g")
+    if "." not in token and "e" not in token:
+        token = _NON_FINITE.get(token) or token + ".0"
+    return token
+
+
 def _exact_tokens(values: list[float], single: bool) -> list[str]:
     """Formats each value by the WriteDecimal rule, checking the %g round trip exactly."""
-    if not values:
-        return []
+    if len(values) <= _SMALL:
+        return [_one_token(value, single) for value in values]
     tokens = (_template("%g", len(values)) % tuple(values)).split(_SEP)
     if single:
         back: Any = array("f", map(float, tokens))
@@ -375,4 +388,4 @@ def float_tokens(flat: np.ndarray) -> list[str]:
 
 def format_double(value: float) -> str:
     """One double printed by TF Serving's rule (used for numbers inside error texts)."""
-    return _exact_tokens([value], False)[0]
+    return _one_token(value, False)

@@ -9,10 +9,15 @@ default version of the served model, or of the one named by
 predict routes (Vertex AI's ``AIP_HEALTH_ROUTE``/``AIP_PREDICT_ROUTE``) the same way. ``/v1/``
 paths are matched first. Other paths get a 404 HTML page like TF Serving's HTTP server. Model
 calls never run on the event loop.
+
+``POST /v1/models/...:predict`` (and ``:classify``/``:regress``) requests with a Content-Length
+body can also be served without the ASGI shim, through :meth:`RestApp.fast_route` (see
+:class:`cloudserve_runtime.httpserver.FastRoutes`); the responses are the same.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +51,8 @@ _GET = re.compile(
 _V1 = re.compile(r"(?i)/v1/.*", re.DOTALL)
 _ORIGIN = re.compile(r"https?://.*")
 _INT64_MAX = 2**63 - 1
+_FAST_CACHE_SIZE = 256
+_VERBS = ("classify", "regress", "predict")
 
 _JSON = b"application/json"
 _CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
@@ -104,6 +111,40 @@ class RestApp:
             self._routes[settings.health_route] = self._readiness
         if settings.predict_route:
             self._routes[settings.predict_route] = self._invoke
+        self.fast_headers = b"content-type: application/json\r\n" + b"".join(
+            b"%b: %b\r\n" % header for header in self._extra_headers
+        )
+        self._fast_cache: dict[bytes, Callable[[bytes], Awaitable[tuple[int, bytes]]] | None] = {}
+
+    def fast_route(
+        self, method: str, raw_path: bytes, content_length: int
+    ) -> Callable[[bytes], Awaitable[tuple[int, bytes]]] | None:
+        """The direct handler for a model call (``body -> (status, body)``), or None.
+
+        Only ``POST`` to a well-formed ``/v1/models/...:<verb>`` path with a body within the
+        size limit qualifies; everything else (errors included) goes through the ASGI path.
+        Resolved paths are cached (up to ``_FAST_CACHE_SIZE`` of them).
+        """
+        if method != "POST" or content_length > self._settings.max_body_bytes:
+            return None
+        try:
+            return self._fast_cache[raw_path]
+        except KeyError:
+            pass
+        handler = None
+        match = _POST.fullmatch(raw_path.decode("latin-1"))
+        if match is not None and match.group(4) in _VERBS:
+            try:
+                target = self._target(match)
+            except ServingError:
+                target = None
+            if target is not None:
+                handler = functools.partial(
+                    self._call, match.group(4), unquote(match.group(1)), target
+                )
+        if len(self._fast_cache) < _FAST_CACHE_SIZE:
+            self._fast_cache[raw_path] = handler
+        return handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -249,7 +290,7 @@ class RestApp:
             return
         if method == "POST":
             match = _POST.fullmatch(path)
-            if match is None or match.group(4) not in ("classify", "regress", "predict"):
+            if match is None or match.group(4) not in _VERBS:
                 await self._malformed(send, method, path)
                 return
             try:
@@ -282,11 +323,23 @@ class RestApp:
 
     async def _model_call(self, send: Send, match: re.Match[str], body: bytes) -> None:
         verb = match.group(4)
-        started = time.perf_counter()
-        status = "OK"
         name = unquote(match.group(1))
         try:
             target = self._target(match)
+        except ServingError as error:
+            self._metrics.record_request(name, verb, "REST", error.code, 0.0)
+            await self._error(send, error)
+            return
+        status, response = await self._call(verb, name, target, body)
+        await self._respond(send, status, response)
+
+    async def _call(
+        self, verb: str, name: str, target: tuple[str, int | None, str | None], body: bytes
+    ) -> tuple[int, bytes]:
+        """Runs a predict/classify/regress call; returns the HTTP status and the JSON body."""
+        started = time.perf_counter()
+        status = "OK"
+        try:
             if verb == "predict":
                 response = await self._predict(target, body)
             else:
@@ -294,13 +347,12 @@ class RestApp:
         except Exception as exc:  # every failure becomes a JSON error response
             error = as_serving_error(exc)
             status = error.code
-            await self._error(send, error)
-        else:
-            await self._respond(send, 200, response)
+            return http_status(error.code), rest_codec.encode_error(error.message)
         finally:
             self._metrics.record_request(
                 name, verb, "REST", status, (time.perf_counter() - started) * 1e6
             )
+        return 200, response
 
     async def _predict(self, target: tuple[str, int | None, str | None], body: bytes) -> bytes:
         request = _parse(rest_codec.parse_predict_request, body)

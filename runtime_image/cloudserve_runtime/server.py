@@ -233,7 +233,8 @@ class ModelServer:
             return
         from cloudserve_runtime.httpserver import HttpServer
 
-        http = HttpServer(self._build_rest_app())
+        app = self._build_rest_app()
+        http = HttpServer(app, fast_routes=app)
         await http.start([self._rest_socket])
         await self._stop_event.wait()
         await http.shutdown(GRACE_PERIOD_S)

@@ -38,17 +38,36 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class Running:
-    """An HttpServer on its own uvloop thread."""
+class EchoFastRoutes:
+    """Fast routes for POST /fast... (echo with a "fast " prefix) and /fast-error (raises)."""
 
-    def __init__(self) -> None:
+    fast_headers = b"content-type: text/plain\r\n"
+
+    def fast_route(self, method: str, raw_path: bytes, content_length: int) -> Any:
+        if method != "POST" or not raw_path.startswith(b"/fast") or content_length > LIMIT:
+            return None
+
+        async def handler(body: bytes) -> tuple[int, bytes]:
+            if raw_path == b"/fast-error":
+                raise RuntimeError("boom")
+            if raw_path == b"/fast-slow":
+                await asyncio.sleep(0.3)
+            return 201, b"fast " + raw_path + b" " + body
+
+        return handler
+
+
+class Running:
+    """An HttpServer on its own uvloop thread (with :class:`EchoFastRoutes` when ``fast``)."""
+
+    def __init__(self, fast: bool = False) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
         self.loop = uvloop.new_event_loop()
-        self.server = HttpServer(echo_app, self.loop)
+        self.server = HttpServer(echo_app, self.loop, EchoFastRoutes() if fast else None)
         self.loop.run_until_complete(self.server.start([self.sock]))
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -62,6 +81,13 @@ class Running:
 @pytest.fixture()
 def server() -> Iterator[Running]:
     running = Running()
+    yield running
+    running.shutdown()
+
+
+@pytest.fixture()
+def fast_server() -> Iterator[Running]:
+    running = Running(fast=True)
     yield running
     running.shutdown()
 
@@ -186,3 +212,83 @@ def test_upgrade_request_answered_as_http_11_then_closed(server: Running) -> Non
         assert status == b"HTTP/1.1 200 OK" and body == b"GET /u "
         assert headers[b"connection"] == b"close"
         assert closed(sock)
+
+
+def test_fast_route_pipelined_in_order_with_asgi_requests(fast_server: Running) -> None:
+    with connect(fast_server) as sock:
+        sock.sendall(
+            b"POST /fast-slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na"
+            b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb"
+            b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz"
+            b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        responses = read_responses(sock, 4)
+        assert [body for _, _, body in responses] == [
+            b"fast /fast-slow a", b"POST /b b", b"fast /fast xyz", b"fast /fast ",
+        ]
+        status, headers, _ = responses[0]
+        assert status == b"HTTP/1.1 201 Created"
+        assert headers[b"content-type"] == b"text/plain" and b"date" in headers
+        assert b"connection" not in headers
+
+
+def test_fast_route_body_in_pieces(fast_server: Running) -> None:
+    with connect(fast_server) as sock:
+        sock.sendall(b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+        threading.Event().wait(0.1)
+        sock.sendall(b"def")
+        [(_, _, body)] = read_responses(sock, 1)
+        assert body == b"fast /fast abcdef"
+
+
+def test_fast_route_declined_for_chunked_expect_and_large_bodies(fast_server: Running) -> None:
+    with connect(fast_server) as sock:
+        sock.sendall(b"POST /fast HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\n\r\n")
+        assert read_responses(sock, 1)[0][2] == b"POST /fast abc"
+        sock.sendall(b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hi")
+        assert read_responses(sock, 1)[0][2] == b"POST /fast hi"
+        sock.sendall(b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+                     + b"z" * 5000)
+        assert read_responses(sock, 1)[0][0].startswith(b"HTTP/1.1 413")
+
+
+def test_fast_route_http_10_and_connection_close(fast_server: Running) -> None:
+    for request, connection in (
+        (b"POST /fast HTTP/1.0\r\nContent-Length: 1\r\n\r\nq", b"close"),
+        (b"POST /fast HTTP/1.1\r\nConnection: close\r\nContent-Length: 1\r\n\r\nq", b"close"),
+    ):
+        with connect(fast_server) as sock:
+            sock.sendall(request)
+            [(_, headers, body)] = read_responses(sock, 1)
+            assert headers[b"connection"] == connection and body == b"fast /fast q"
+            assert closed(sock)
+    with connect(fast_server) as sock:
+        sock.sendall(b"POST /fast HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 1\r\n"
+                     b"\r\nq")
+        [(_, headers, _)] = read_responses(sock, 1)
+        assert headers[b"connection"] == b"keep-alive"
+        sock.sendall(b"POST /fast HTTP/1.0\r\nContent-Length: 1\r\n\r\nr")
+        assert read_responses(sock, 1)[0][2] == b"fast /fast r"
+
+
+def test_fast_route_handler_exception_gets_500_and_closes(fast_server: Running) -> None:
+    with connect(fast_server) as sock:
+        sock.sendall(b"POST /fast-error HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nq")
+        [(status, headers, _)] = read_responses(sock, 1)
+        assert status.startswith(b"HTTP/1.1 500") and headers[b"connection"] == b"close"
+        assert closed(sock)
+
+
+def test_fast_route_during_shutdown_answers_then_closes() -> None:
+    running = Running(fast=True)
+    with connect(running) as busy:
+        busy.sendall(b"POST /fast-slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nq")
+        threading.Timer(0.1, running.shutdown).start()
+        [(status, headers, body)] = read_responses(busy, 1)
+        assert status == b"HTTP/1.1 201 Created" and body == b"fast /fast-slow q"
+        assert headers[b"connection"] == b"close"
+        assert closed(busy)

@@ -157,6 +157,32 @@ def test_predict_classify_regress_errors(
     assert message in error_of(response)
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (f"{MODEL}:predict", b'{"instances": [[1.0], [2.0], [NaN]]}'),
+        (f"{MODEL}/versions/123:predict", b'{"inputs": {"x": [[1.0]]}}'),
+        (f"{MODEL}/labels/stable:predict", b'{"instances": [[1.0]]}'),
+        (f"{MODEL}/labels/nope:predict", b'{"instances": [[1.0]]}'),
+        (f"{MODEL}:predict", b'{"instances": [[1.0]'),
+        (f"{MODEL}:predict", b'{"instances": [["a"]]}'),
+        (f"{MODEL}/versions/99999999999999999999:predict", b'{"instances": [[1.0]]}'),
+        ("/v1/models/nope:predict", b'{"instances": [[1.0]]}'),
+        (f"{MODEL}:PREDICT", b'{"instances": [[1.0]]}'),
+        (f"{MODEL}:classify", b'{"signature_name": "classify_x_to_y", "examples": [{"x": 1.0}]}'),
+    ],
+)
+def test_fast_route_answers_like_the_asgi_path(rest: httpx.Client, path: str, body: bytes) -> None:
+    """A Content-Length body takes the server's fast route, a chunked one the ASGI path."""
+    direct = rest.post(path, content=body)
+    chunked = rest.post(path, content=iter([body[:5], body[5:]]))
+    assert chunked.request.headers["transfer-encoding"] == "chunked"
+    assert direct.status_code == chunked.status_code
+    assert direct.content == chunked.content
+    for name in ("content-type", "content-length", "access-control-allow-origin"):
+        assert direct.headers[name] == chunked.headers[name]
+
+
 def test_classify_and_regress(rest: httpx.Client) -> None:
     classify = post(
         rest,
@@ -301,3 +327,25 @@ def test_prometheus_metrics(rest: httpx.Client) -> None:
     wrong = rest.get("/monitoring/prometheus/metricsX")
     assert wrong.status_code == 400
     assert "Unexpected path" in error_of(wrong)
+
+
+def test_fast_route_selection() -> None:
+    """Only well-formed POST model calls within the size limit take the fast route."""
+    from cloudserve_runtime.rest import RestApp, RestSettings
+
+    app = RestApp(None, None, None, RestSettings(max_body_bytes=100, enable_cors=True))  # type: ignore[arg-type]
+    assert app.fast_headers == (
+        b"content-type: application/json\r\naccess-control-allow-origin: *\r\n"
+        b"access-control-allow-methods: POST, GET\r\naccess-control-allow-headers: Content-Type\r\n"
+    )
+    for path in (b"/v1/models/m:predict", b"/v1/models/m/versions/2:regress",
+                 b"/V1/Models/m/labels/x:classify"):
+        assert app.fast_route("POST", path, 100) is not None, path
+        assert app.fast_route("POST", path, 101) is None
+        assert app.fast_route("GET", path, 1) is None
+    assert app.fast_route("POST", b"/v1/models/m:predict", 1) is app.fast_route(
+        "POST", b"/v1/models/m:predict", 1
+    )
+    for path in (b"/v1/models/m:PREDICT", b"/v1/models/m/versions/99999999999999999999:predict",
+                 b"/v1/models/m", b"/invocations", b"/v1/models/m:predict/x"):
+        assert app.fast_route("POST", path, 1) is None, path
