@@ -194,23 +194,13 @@ class RestApp:
             return
         if body is None:
             return
-        started = time.perf_counter()
-        status = "OK"
-        name = ""
         try:
             name = self._invocation_model(scope)
-            response = await self._predict((name, None, None), body)
-        except Exception as exc:  # every failure becomes a JSON error response
-            error = as_serving_error(exc)
-            status = error.code
+        except ServingError as error:
             await self._error(send, error)
-        else:
-            await self._respond(send, 200, response)
-        finally:
-            if name:
-                self._metrics.record_request(
-                    name, "predict", "REST", status, (time.perf_counter() - started) * 1e6
-                )
+            return
+        status, response = await self._call("predict", name, (name, None, None), body)
+        await self._respond(send, status, response)
 
     def _invocation_model(self, scope: Scope) -> str:
         for key, value in scope["headers"]:
