@@ -1,4 +1,8 @@
-"""Each target's limits, kept as data (``<target>.yaml`` beside this file).
+"""Limits tables, kept as data: the core's ``common.yaml`` here, and one per target.
+
+Each adapter owns its table: a ``limits.yaml`` in the adapter's own package (the package of
+the module its registry entry names), so a third-party adapter ships its limits with its
+code. ``table("common")`` is the core's table beside this file.
 
 Every entry has a ``value`` and the ``source`` URL it comes from; entries that rest on an
 unverified fact carry ``unverified: true`` and a ``note``. Preflight rules read limits only
@@ -21,20 +25,38 @@ from typing import Any
 
 import yaml
 
-from cloudserve.errors import ConfigError
+from cloudserve.errors import CloudserveError, ConfigError
+
+COMMON = "common"
+FILE_NAME = "limits.yaml"
+
+
+def _table_text(target: str) -> str | None:
+    """The YAML text of ``target``'s table, or None when it has none."""
+    if target == COMMON:
+        return resources.files(__name__).joinpath("common.yaml").read_text()
+    from cloudserve import registry
+
+    try:
+        module_name = registry.available()[registry.canonical_name(target)].partition(":")[0]
+    except (CloudserveError, KeyError):
+        return None
+    package = module_name.rpartition(".")[0] or module_name
+    try:
+        return resources.files(package).joinpath(FILE_NAME).read_text()
+    except (FileNotFoundError, ModuleNotFoundError, NotADirectoryError):
+        return None
 
 
 @cache
 def table(target: str) -> dict[str, dict[str, Any]]:
     """The whole limits table of ``target`` (empty when the target has none)."""
-    try:
-        text = resources.files(__name__).joinpath(f"{target}.yaml").read_text()
-    except FileNotFoundError:
-        return {}
-    data = yaml.safe_load(text) or {}
+    text = _table_text(target)
+    data = yaml.safe_load(text) if text else {}
+    data = data or {}
     for key, entry in data.items():
         if not isinstance(entry, dict) or "value" not in entry or "source" not in entry:
-            raise ConfigError(f"limits table {target}.yaml: entry '{key}' needs value and source")
+            raise ConfigError(f"limits table of '{target}': entry '{key}' needs value and source")
     return data
 
 
