@@ -107,6 +107,17 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def version_logs(self, model: str, version: str, *, lines: int = 50) -> list[str]:
+        """The serving container's last ``lines`` log lines for ``version``, oldest first,
+        from the target's own log service (runtime log, ``docker logs``, pod logs, CloudWatch
+        Logs, Cloud Logging, Azure deployment logs).
+
+        Called when a version fails to become ready or fails its smoke request, so the error
+        can show why. Never raises for a missing log: returns ``[]`` when the target keeps
+        none or it cannot be read (the default).
+        """
+        return []
+
     # ------------------------------------------------------------------ contract
 
     @abc.abstractmethod
