@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,13 @@ from cloudserve.export import inspect
 from cloudserve.records import ExportInfo
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTDATA = ROOT.parent / "shared" / "testdata" / "tfserving"
-if not TESTDATA.is_dir():  # CI clones the repo with shared/ beside it; a checkout may differ
-    TESTDATA = Path("/work/shared/testdata/tfserving")
+#: TF Serving's test models: $CLOUDSERVE_TESTDATA when set (the directory holding ``tfserving/``),
+#: else ``../shared/testdata`` beside the checkout (where CI clones shared/)
+TESTDATA = (
+    Path(os.environ["CLOUDSERVE_TESTDATA"]).expanduser()
+    if os.environ.get("CLOUDSERVE_TESTDATA")
+    else ROOT.parent / "shared" / "testdata"
+) / "tfserving"
 
 SMOKE_FLAGS = ("aws", "gcp", "azure")
 
@@ -61,7 +66,13 @@ def _no_real_cloud_credentials(
 
 @pytest.fixture(scope="session")
 def testdata() -> Path:
-    """TF Serving's own test models (../shared/testdata/tfserving)."""
+    """TF Serving's own test models (``$CLOUDSERVE_TESTDATA/tfserving``, else
+    ``../shared/testdata/tfserving``); skips, saying where to put them, when absent."""
+    if not TESTDATA.is_dir():
+        pytest.skip(
+            f"TF Serving test models not found at {TESTDATA}: clone shared/ beside the checkout "
+            "or set CLOUDSERVE_TESTDATA to the directory holding tfserving/"
+        )
     return TESTDATA
 
 

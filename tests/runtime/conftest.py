@@ -18,9 +18,8 @@ import grpc
 import httpx
 import pytest
 
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "tfserving"
-if not TESTDATA.is_dir():
-    TESTDATA = Path("/work/shared/testdata/tfserving")
+from tests.conftest import TESTDATA
+
 HALF_PLUS_TWO = TESTDATA / "saved_model_half_plus_two_cpu"
 TWO_VERSIONS = TESTDATA / "saved_model_half_plus_two_2_versions"
 START_TIMEOUT_S = 90.0

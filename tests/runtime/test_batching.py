@@ -7,7 +7,6 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,10 +17,7 @@ from cloudserve_runtime.batching import (
     BatchScheduler,
     parse_batching_parameters,
 )
-
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "tfserving"
-if not TESTDATA.is_dir():
-    TESTDATA = Path("/work/shared/testdata/tfserving")
+from tests.conftest import TESTDATA
 
 WAIT = 5.0  # seconds; every wait in these tests is bounded
 

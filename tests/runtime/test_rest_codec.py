@@ -6,7 +6,6 @@ import base64
 import json
 import math
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,8 +27,7 @@ from cloudserve_runtime.rest_codec import (
     parse_predict_request,
     predict_inputs_to_tensors,
 )
-
-TESTDATA = Path("/work/shared/testdata/tfserving")
+from tests.conftest import TESTDATA
 
 
 def _error(fn, *args) -> RestError:
