@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cloudserve import limits
+from cloudserve.adapter import Feature
 from cloudserve.errors import PreflightError
 from cloudserve.records import DeploySpec, ExportInfo, Finding
 from cloudserve.units import human_bytes
@@ -279,7 +280,14 @@ def check_common(adapter: Adapter, spec: DeploySpec, export: ExportInfo) -> list
 
 
 def run(adapter: Adapter, spec: DeploySpec, export: ExportInfo) -> list[Finding]:
-    """All findings for deploying ``export`` as ``spec`` with ``adapter``. No side effects."""
+    """All findings for deploying ``export`` as ``spec`` with ``adapter``. No side effects.
+
+    Raises:
+        NotSupported: ``spec.traffic`` asks for a canary split on a target without
+            :attr:`Feature.TRAFFIC_SPLIT` (exit code 7).
+    """
+    if spec.traffic is not None:
+        adapter.require(Feature.TRAFFIC_SPLIT)
     return check_common(adapter, spec, export) + adapter.preflight(spec, export)
 
 

@@ -103,7 +103,11 @@ class DeploySpec(_Record):
     version: str  # always resolved: explicit, or from the export directory name
     target: str
     set_default: bool = False  # make this version the default once it is ready
-    traffic: dict[str, int] | None = None  # version -> percent, for canaries; None = untouched
+    #: canary split of unversioned requests, version -> whole percent summing to 100 (checked
+    #: by ``cloudserve.spec.check_traffic``); None leaves the target's split as it is. Only
+    #: targets with ``Feature.TRAFFIC_SPLIT`` accept it; versions other than ``version`` must
+    #: be deployed (``cloudserve.spec.check_traffic_versions``).
+    traffic: dict[str, int] | None = None
     tags: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 1800.0
 

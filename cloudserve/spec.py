@@ -5,28 +5,34 @@ Sources, lowest precedence first:
 1. the file: ``--config PATH``, else ``$CLOUDSERVE_CONFIG``, else ``./cloudserve.yaml`` if it
    exists. A relative ``export:`` in the file is relative to the file's directory.
 2. environment variables: ``CLOUDSERVE_MODEL``, ``CLOUDSERVE_EXPORT``, ``CLOUDSERVE_VERSION``,
-   ``CLOUDSERVE_TARGET``, ``CLOUDSERVE_TIMEOUT``, ``CLOUDSERVE_SET_DEFAULT``; and target settings
+   ``CLOUDSERVE_TARGET``, ``CLOUDSERVE_TIMEOUT``, ``CLOUDSERVE_SET_DEFAULT``,
+   ``CLOUDSERVE_TRAFFIC``; and target settings
    as ``CLOUDSERVE_<TARGET>__<FIELD>[__<SUBFIELD>...]`` (``CLOUDSERVE_AWS__INSTANCE_TYPE``,
    ``CLOUDSERVE_AWS__SERVERLESS__MEMORY_MB``), names matched case-insensitively.
 3. ``--set dotted.path=value`` flags, in order (``--set targets.aws.instance_type=ml.m5.large``).
-4. explicit flags (``--model``, ``--export``, ``--version``, ``--target``, ...).
+4. explicit flags (``--model``, ``--export``, ``--version``, ``--target``, ``--traffic``, ...).
 
 Values from the environment and ``--set`` are JSON when they parse as JSON (``2048``, ``true``,
 ``[1, 2]``, ``null``), otherwise plain strings. Wherever a setting expects a string, a number is
 taken as its digits (``project: 12345``).
+
+``traffic`` (a canary split, version -> percent) is replaced whole by a higher layer, never
+merged key by key, and may also be written ``2=10,1=90`` wherever a string is accepted.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from cloudserve import registry
 from cloudserve.adapter import Adapter, AdapterConfig
@@ -47,7 +53,77 @@ ENV_KEYS = {
     "CLOUDSERVE_TARGET": "target",
     "CLOUDSERVE_TIMEOUT": "timeout",
     "CLOUDSERVE_SET_DEFAULT": "set_default",
+    "CLOUDSERVE_TRAFFIC": "traffic",
 }
+#: top-level keys whose environment value is parsed as JSON (else kept as the string)
+_JSON_ENV_KEYS = ("timeout", "set_default", "traffic")
+#: top-level keys a higher layer replaces whole instead of merging into
+_REPLACED_KEYS = ("traffic",)
+
+_VERSION = re.compile(r"[1-9][0-9]*")
+
+
+def parse_traffic(text: str) -> dict[str, int]:
+    """``"2=10,1=90"`` as ``{"2": 10, "1": 90}``.
+
+    Raises:
+        ValueError: an item is not ``VERSION=PERCENT`` with an integer percent, or a version
+            appears twice. The message says what is wrong (no value checks beyond the form).
+    """
+    split: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        version, sep, percent = (p.strip() for p in item.partition("="))
+        if not sep or not version or not re.fullmatch(r"[0-9]+", percent):
+            raise ValueError(
+                f"{item!r} is not VERSION=PERCENT (write e.g. 2=10,1=90, whole percents)"
+            )
+        if version in split:
+            raise ValueError(f"version {version} appears twice")
+        split[version] = int(percent)
+    return split
+
+
+def check_traffic(split: Mapping[str, int]) -> dict[str, int]:
+    """Validate a canary split: positive-integer versions, whole percents 0-100, sum 100.
+
+    Returns it as a plain dict. Raises ValueError saying what is wrong.
+    """
+    for version, percent in split.items():
+        if not _VERSION.fullmatch(version):
+            raise ValueError(f"version {version!r} is not a positive integer without leading zeros")
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+            raise ValueError(f"version {version}: {percent!r} is not a whole percent 0-100")
+    total = sum(split.values())
+    if total != 100:
+        shown = ",".join(f"{v}={p}" for v, p in split.items())
+        raise ValueError(f"percents must sum to 100, got {total} ({shown or 'empty'})")
+    return dict(split)
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (0, version)
+
+
+def check_traffic_versions(
+    traffic: Mapping[str, int], *, deploying: str, available: Sequence[str] | set[str]
+) -> None:
+    """Refuse a split naming a version that is neither being deployed nor deployed already.
+
+    Adapters call this with the versions the target can route to (for a canary, versions
+    that are deployed and serving), before changing anything.
+
+    Raises:
+        ConfigError: naming the unknown versions and the ones that can take traffic.
+    """
+    known = {deploying, *available}
+    unknown = sorted((v for v in traffic if v not in known), key=_version_order)
+    if unknown:
+        can = ", ".join(sorted(known, key=_version_order))
+        raise ConfigError(
+            f"traffic: version(s) {', '.join(unknown)} are not deployed (can take traffic: {can})",
+            hint="split traffic only between deployed versions and the one being deployed "
+            "(cloudserve versions list)",
+        )
 
 
 class ProjectFile(BaseModel):
@@ -65,10 +141,36 @@ class ProjectFile(BaseModel):
         default=False, description="Make each deployed version the default once it is ready."
     )
     timeout: float = Field(default=1800.0, gt=0, description="Seconds to wait for the target.")
+    traffic: dict[str, StrictInt] | None = Field(
+        default=None,
+        description="Canary split of the requests that name no version: version -> whole "
+        "percent, summing to 100, e.g. {'2': 10, '1': 90} (or '2=10,1=90'). Only on targets "
+        "with the traffic_split feature; versions must be deployed or the one being deployed.",
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Labels put on resources.")
     targets: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict, description="Per-target settings, validated by each adapter."
     )
+
+    @field_validator("traffic", mode="before")
+    @classmethod
+    def _traffic_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse_traffic(value)
+            except ValueError as e:
+                raise PydanticCustomError("traffic", str(e)) from None
+        return value
+
+    @field_validator("traffic")
+    @classmethod
+    def _traffic_split(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is None:
+            return None
+        try:
+            return check_traffic(value)
+        except ValueError as e:
+            raise PydanticCustomError("traffic", str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -81,6 +183,7 @@ class Flags:
     target: str | None = None
     set_default: bool | None = None
     timeout: float | None = None
+    traffic: str | None = None  # "2=10,1=90"
     sets: Sequence[str] = field(default_factory=tuple)
 
 
@@ -131,13 +234,27 @@ class Settings:
         )
 
     def deploy_spec(self, export: ExportInfo) -> DeploySpec:
-        """The :class:`DeploySpec` for deploying ``export`` with these settings."""
+        """The :class:`DeploySpec` for deploying ``export`` with these settings.
+
+        Raises:
+            ConfigError: ``set_default`` together with a ``traffic`` split that does not give
+                the deployed version 100%.
+        """
+        version = self.resolve_version(export)
+        traffic = self.project.traffic
+        if traffic is not None and self.project.set_default and traffic.get(version) != 100:
+            raise ConfigError(
+                f"traffic: set_default sends all traffic to version {version}; it cannot go "
+                f"with the split {traffic}",
+                hint="drop --set-default (and set_default:) for a canary, or drop the split",
+            )
         return DeploySpec(
             model=self.require_model(),
             export=export.path,
-            version=self.resolve_version(export),
+            version=version,
             target=self.target,
             set_default=self.project.set_default,
+            traffic=dict(traffic) if traffic is not None else None,
             tags=dict(self.project.tags),
             timeout_s=self.project.timeout,
         )
@@ -290,7 +407,7 @@ def env_layer(env: Mapping[str, str], target_names: Sequence[str]) -> dict[str, 
         upper = var.upper()
         if upper in ENV_KEYS:
             key = ENV_KEYS[upper]
-            data[key] = parse_value(raw) if key in ("timeout", "set_default") else raw
+            data[key] = parse_value(raw) if key in _JSON_ENV_KEYS else raw
             continue
         if not upper.startswith(ENV_PREFIX) or "__" not in upper:
             continue
@@ -324,8 +441,15 @@ def flag_layer(flags: Flags) -> dict[str, Any]:
         "target": flags.target,
         "set_default": flags.set_default,
         "timeout": flags.timeout,
+        "traffic": flags.traffic,
     }
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _layer_over(data: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """``layer`` merged over ``data``; keys in ``_REPLACED_KEYS`` are replaced whole."""
+    base = {k: v for k, v in data.items() if not (k in _REPLACED_KEYS and k in layer)}
+    return _merge(base, layer)
 
 
 def load(
@@ -344,8 +468,11 @@ def load(
     flags = flags or Flags()
     path = find_config_file(config, env)
     data = read_file(path) if path is not None else {}
-    for layer in (env_layer(env, list(registry.available())), set_layer(flags.sets)):
-        data = _merge(data, layer)
-    data = _merge(data, flag_layer(flags))
+    for layer in (
+        env_layer(env, list(registry.available())),
+        set_layer(flags.sets),
+        flag_layer(flags),
+    ):
+        data = _layer_over(data, layer)
     project = validate_config(ProjectFile, data, prefix="")
     return Settings(project=project, config_path=path)

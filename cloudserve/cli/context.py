@@ -40,6 +40,7 @@ class CliState:
         sets: Sequence[str] | None = None,
         set_default: bool | None = None,
         timeout: float | None = None,
+        traffic: str | None = None,
     ) -> Settings:
         """Layer cloudserve.yaml, the environment and these flags (see :mod:`cloudserve.spec`).
 
@@ -54,6 +55,7 @@ class CliState:
             target=target or self.target,
             set_default=set_default,
             timeout=timeout,
+            traffic=traffic,
             sets=tuple(sets or ()),
         )
         return spec.load(self.config, flags)

@@ -19,6 +19,17 @@ from cloudserve.cli.options import (
 if TYPE_CHECKING:
     from cloudserve.output import Output
 
+TrafficOption = Annotated[
+    str | None,
+    typer.Option(
+        "--traffic",
+        metavar="V=PCT,...",
+        help="Canary split of the requests that name no version, e.g. 2=10,1=90: whole "
+        "percents summing to 100, between deployed versions and the one being deployed. "
+        "Overrides traffic: and CLOUDSERVE_TRAFFIC. Only on targets with traffic_split.",
+    ),
+]
+
 
 def check(
     ctx: typer.Context,
@@ -27,6 +38,7 @@ def check(
     version: DeployVersionOption = None,
     target: TargetOption = None,
     sets: SetOption = None,
+    traffic: TrafficOption = None,
 ) -> None:
     """Run every preflight check for deploying the export; touch nothing.
 
@@ -36,7 +48,9 @@ def check(
     from cloudserve.cli import render
 
     cli = state(ctx)
-    settings = cli.settings(model=model, export=export, version=version, target=target, sets=sets)
+    settings = cli.settings(
+        model=model, export=export, version=version, target=target, sets=sets, traffic=traffic
+    )
     with cli.adapter(settings) as adapter:
         prepared = deploy.prepare(settings, adapter)
         findings = preflight.raise_on_errors(deploy.check(prepared))
@@ -75,11 +89,13 @@ def deploy(
         typer.Option("--wait/--no-wait", help="Wait until the version serves."),
     ] = True,
     timeout: TimeoutOption = None,
+    traffic: TrafficOption = None,
 ) -> None:
     """Check the export, upload it and create the version on the target.
 
-    The first version of a model becomes its default; later ones only with --set-default.
-    Re-deploying the same export as the same version changes nothing.
+    The first version of a model becomes its default; later ones only with --set-default,
+    or a share of the traffic with --traffic (a canary: --traffic 2=10,1=90). Re-deploying
+    the same export as the same version changes nothing, except a changed --traffic split.
     """
     from cloudserve import deploy as workflow
     from cloudserve.cli import render
@@ -94,6 +110,7 @@ def deploy(
         sets=sets,
         set_default=True if set_default else None,
         timeout=timeout,
+        traffic=traffic,
     )
     with cli.adapter(settings) as adapter:
         prepared = workflow.prepare(settings, adapter)
