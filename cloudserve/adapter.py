@@ -65,6 +65,9 @@ class Adapter(abc.ABC):
     extra: ClassVar[str | None] = None
     #: the signature the target's serving stack calls; None when any signature can be served
     required_signature: ClassVar[str | None] = "serving_default"
+    #: True when the target serves exports with a managed TF Serving container, which loads
+    #: them TF1-style (preflight warns about exports only TF2 loading can run)
+    tf_serving_loading: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from cloudserve.errors import ConfigError
@@ -136,8 +137,88 @@ def _signature(buf: memoryview) -> SignatureInfo:
     return SignatureInfo(method=method, inputs=inputs, outputs=outputs)
 
 
-def parse_saved_model(data: bytes) -> list[tuple[tuple[str, ...], str | None, dict]]:
-    """Decode ``saved_model.pb`` into one (tags, tf_version, signatures) per MetaGraphDef."""
+#: graph ops that own a variable (resource variables, TF1 reference variables)
+VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
+#: collections whose ops the TF1 loader runs after restoring the checkpoint
+MAIN_OP_COLLECTIONS = ("saved_model_main_op", "legacy_init_op")
+
+
+@dataclass(frozen=True)
+class VariableUse:
+    """Which variables the signatures read, and which of them TF1-style loading provides.
+
+    TF Serving and TF1's ``loader.load`` restore exactly the variables the saver's restore op
+    (``saver_def.restore_op_name``) writes, then run the main op. A Keras 3 model saved with
+    ``tf.saved_model.save`` has signatures that capture other variable handles than the ones
+    its restore function fills, so TF1-style loading leaves those unset ("Could not find
+    variable ...") while TF2's object-graph loading (``tf.saved_model.load``) serves it.
+
+    Attributes:
+        read: variable node names the signatures read (through the top-level graph).
+        unrestored: those of ``read`` neither the restore op nor the main op reaches.
+    """
+
+    read: tuple[str, ...] = ()
+    unrestored: tuple[str, ...] = ()
+
+
+def _node_name(tensor: str) -> str:
+    return tensor.lstrip("^").split(":", 1)[0]
+
+
+def _reachable(start: list[str], inputs: dict[str, list[str]]) -> set[str]:
+    seen: set[str] = set()
+    stack = [_node_name(t) for t in start if t]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in inputs:
+            continue
+        seen.add(name)
+        stack.extend(inputs[name])
+    return seen
+
+
+def _variable_use(meta: memoryview, signatures: dict[str, SignatureInfo]) -> VariableUse:
+    """Walk the top-level graph (function bodies are skipped by length)."""
+    inputs: dict[str, list[str]] = {}
+    ops: dict[str, str] = {}
+    restore_op = ""
+    main_ops: list[str] = []
+    for n, v in _fields(meta):
+        if n == 2:  # GraphDef
+            for n2, node in _fields(v):
+                if n2 != 1:
+                    continue
+                name, op, ins = "", "", []
+                for n3, v3 in _fields(node):
+                    if n3 == 1:
+                        name = bytes(v3).decode()
+                    elif n3 == 2:
+                        op = bytes(v3).decode()
+                    elif n3 == 3:
+                        ins.append(_node_name(bytes(v3).decode()))
+                inputs[name], ops[name] = ins, op
+        elif n == 3:  # SaverDef
+            for n2, v2 in _fields(v):
+                if n2 == 3:
+                    restore_op = bytes(v2).decode()
+        elif n == 4:  # collection_def map
+            key, value = _map_entries(v)
+            if key in MAIN_OP_COLLECTIONS:
+                for n2, v2 in _fields(value):
+                    if n2 == 1:  # NodeList
+                        main_ops += [bytes(v3).decode() for n3, v3 in _fields(v2) if n3 == 1]
+    tensors = [t.tensor_name for sig in signatures.values() for t in sig.outputs.values()]
+    read = {name for name in _reachable(tensors, inputs) if ops[name] in VARIABLE_OPS}
+    provided = _reachable([restore_op, *main_ops], inputs)
+    return VariableUse(read=tuple(sorted(read)), unrestored=tuple(sorted(read - provided)))
+
+
+def parse_saved_model(
+    data: bytes,
+) -> list[tuple[tuple[str, ...], str | None, dict[str, SignatureInfo], VariableUse]]:
+    """Decode ``saved_model.pb`` into one (tags, tf_version, signatures, variable use) per
+    MetaGraphDef."""
     graphs = []
     for number, meta in _fields(memoryview(data)):
         if number != 2:
@@ -155,7 +236,7 @@ def parse_saved_model(data: bytes) -> list[tuple[tuple[str, ...], str | None, di
             elif n == 5:  # signature_def map
                 key, value = _map_entries(v)
                 signatures[key] = _signature(value)
-        graphs.append((tuple(tags), tf_version, signatures))
+        graphs.append((tuple(tags), tf_version, signatures, _variable_use(meta, signatures)))
     return graphs
 
 
@@ -232,12 +313,12 @@ def inspect(path: str | os.PathLike[str], *, tags: tuple[str, ...] = ("serve",))
     wanted = set(tags)
     match = next((g for g in graphs if wanted <= set(g[0])), None)
     if match is None:
-        found = [list(t) for t, _, _ in graphs]
+        found = [list(g[0]) for g in graphs]
         raise ConfigError(
             f"{pb} has no MetaGraph tagged {sorted(wanted)} (found: {found})",
             hint="export with the 'serve' tag (tf.saved_model.save does by default)",
         )
-    graph_tags, tf_version, signatures = match
+    graph_tags, tf_version, signatures, variables = match
     return ExportInfo(
         path=export_dir,
         base_path=base_path,
@@ -250,4 +331,6 @@ def inspect(path: str | os.PathLike[str], *, tags: tuple[str, ...] = ("serve",))
         has_variables=(export_dir / "variables").is_dir(),
         signatures=signatures,
         tags=tuple(graph_tags),
+        variables_read=variables.read,
+        variables_unrestored=variables.unrestored,
     )

@@ -63,14 +63,19 @@ def check_export(
         ]
     variable_files = [f for f in export.files if f.startswith("variables/")]
     if not export.has_variables:
-        findings.append(
-            Finding(
-                "export.variables",
-                "warning",
-                "the export has no variables/ directory (fine for a model without variables)",
-                fix="if the model has weights, re-export it: tf.saved_model.save writes variables/",
+        if export.variables_read:
+            findings.append(
+                Finding(
+                    "export.variables",
+                    "error",
+                    f"the export has no variables/ directory, but its signatures read "
+                    f"{len(export.variables_read)} variable(s) "
+                    f"({', '.join(export.variables_read[:3])}"
+                    f"{', ...' if len(export.variables_read) > 3 else ''}): it cannot load",
+                    fix="copy the whole export directory (variables/ included), or re-export "
+                    "the model with model.export(DIR) or tf.saved_model.save",
+                )
             )
-        )
     elif "variables/variables.index" in variable_files and not any(
         f.startswith("variables/variables.data-") for f in variable_files
     ):
@@ -114,6 +119,32 @@ def check_export(
             )
         )
     return findings
+
+
+def check_tf1_loading(export: ExportInfo, adapter: Adapter) -> list[Finding]:
+    """Warn when the target's managed TF Serving container cannot run the export.
+
+    TF Serving loads a SavedModel the TF1 way (restore op, then main op). A Keras 3 model
+    saved with ``tf.saved_model.save`` reads variables that restore op never fills
+    (:attr:`ExportInfo.variables_unrestored`): it loads, then fails every predict with
+    "Could not find variable ...". cloudserve's own runtime serves it through TF2 loading.
+    """
+    if not export.variables_unrestored or not getattr(adapter, "tf_serving_loading", False):
+        return []
+    names = export.variables_unrestored
+    return [
+        Finding(
+            "export.tf1_loading",
+            "warning",
+            f"TF Serving (the managed container of target '{adapter.name}') cannot run this "
+            f"export: its signatures read {len(names)} variable(s) the TF1-style loader never "
+            f"restores ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); this is "
+            "what tf.saved_model.save writes for a Keras 3 model",
+            fix="export the Keras model with model.export(DIR) (a TF Serving export), or use "
+            "--target local, whose runtime loads it with tf.saved_model.load",
+            source="https://github.com/tensorflow/serving/issues/2250",
+        )
+    ]
 
 
 def check_artifact_limits(export: ExportInfo, target: str) -> list[Finding]:
@@ -276,6 +307,7 @@ def check_common(adapter: Adapter, spec: DeploySpec, export: ExportInfo) -> list
         findings += check_artifact_limits(export, adapter.name)
         findings += check_memory(export, adapter.instance_memory_mb())
         findings += check_tf_version(export)
+        findings += check_tf1_loading(export, adapter)
     return findings + check_model_name(spec.model) + check_version(spec.version)
 
 

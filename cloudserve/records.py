@@ -74,6 +74,11 @@ class ExportInfo(_Record):
     has_variables: bool
     signatures: dict[str, SignatureInfo]
     tags: tuple[str, ...] = ("serve",)
+    #: variable nodes the signatures read (``cloudserve.export.VariableUse``)
+    variables_read: tuple[str, ...] = ()
+    #: of those, the ones TF1-style loading (TF Serving) never restores: a Keras 3
+    #: ``tf.saved_model.save`` export that only TF2 object-graph loading can serve
+    variables_unrestored: tuple[str, ...] = ()
 
     @property
     def tf_minor(self) -> tuple[int, int] | None:

@@ -55,6 +55,7 @@ class VertexAdapter(Adapter):
 
     name: ClassVar[str] = "gcp"
     config_class = GcpConfig
+    tf_serving_loading: ClassVar[bool] = True  # managed TF Serving containers
     extra: ClassVar[str | None] = "gcp"
     features = frozenset(
         {
