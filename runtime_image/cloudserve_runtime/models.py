@@ -9,7 +9,10 @@ Behaviour (TF Serving's, spec §4, plus one cloudserve extension):
   ``load_retry_interval_s`` apart; a version that still fails is reported ``END`` with its error
   and is not retried until its directory changes. Other versions keep serving.
 * Availability is preserved: a version that is no longer aspired is unloaded only once an aspired
-  version is AVAILABLE, or when no aspired version is still on its way.
+  version is AVAILABLE, or when the base path lists no aspired version at all. An aspired version
+  that fails to load (or is half-written) leaves the serving one in place; a base path that
+  cannot be listed (permissions, out of file descriptors) keeps every loaded version and is
+  logged.
 * Unloading removes the version from the serving map first (new requests get 404), then waits for
   the requests holding it to finish, then closes it.
 * Version states START / LOADING / AVAILABLE / UNLOADING / END are kept forever, also for models
@@ -471,7 +474,10 @@ class ModelManager:
             found = storage.list_versions(settings.name, settings.base_path)
             error = None
         except storage.BasePathError as exc:
-            found, error = {}, str(exc)
+            # Could not list (permissions, out of descriptors, path gone for now): this says
+            # nothing about which versions exist, so what is loaded stays and aspired is kept.
+            self._note_poll_failure(runtime, settings, str(exc))
+            return
         if error is None and not found:
             error = (
                 f"No versions of servable {settings.name} found under base path "
@@ -499,6 +505,21 @@ class ModelManager:
                 runtime.next_poll = now + self._poll_wait_s
             else:
                 runtime.next_poll = math.inf
+
+    def _note_poll_failure(
+        self, runtime: _ModelRuntime, settings: ModelSettings, error: str
+    ) -> None:
+        with self._lock:
+            if runtime.settings is not settings:
+                return
+            if error != runtime.poll_error:
+                kept = sorted(runtime.loaded)
+                log.error("%s; keeping the loaded versions %s until it can be listed again",
+                          error, kept)
+            runtime.poll_error = error
+            runtime.next_poll = time.monotonic() + (
+                self._poll_wait_s if self._poll_wait_s > 0 else storage.STABILITY_INTERVAL_S
+            )
 
     @staticmethod
     def _holds(runtime: _ModelRuntime, version: int, path: str) -> bool:
@@ -539,12 +560,11 @@ class ModelManager:
         aspired = runtime.aspired
         stale = [v for v, lv in runtime.loaded.items() if aspired.get(v) != lv.path]
         if stale:
+            # Availability first: a stale version goes once an aspired one serves, or when
+            # nothing is aspired any more. An aspired version that is still being written,
+            # loading, or failed (END with an error) never takes the serving one down.
             aspired_serving = any(v in runtime.loaded and v not in stale for v in aspired)
-            aspired_coming = any(
-                v in runtime.loading or (v not in runtime.loaded and v not in runtime.failed)
-                for v in aspired
-            )
-            if aspired_serving or not aspired_coming:
+            if aspired_serving or not aspired:
                 for version in stale:
                     self._begin_unload(runtime, version)
         for version in sorted(runtime.ready, reverse=True):
