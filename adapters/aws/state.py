@@ -61,8 +61,13 @@ def tags(sm: Any, arn: str) -> dict[str, str]:
     return found
 
 
+#: separates versions in the history tag; SageMaker's TagValue pattern
+#: ``[\p{L}\p{Z}\p{N}_.:/=+\-@]*`` allows "/" (and refuses ",")
+HISTORY_SEPARATOR = "/"
+
+
 def _parse_history(value: str, serving: str | None) -> tuple[str, ...]:
-    history = [v for v in value.split(",") if v]
+    history = [v for v in value.split(HISTORY_SEPARATOR) if v]
     if serving is not None and (not history or history[-1] != serving):
         history.append(serving)  # an update made without waiting, or outside cloudserve
     return tuple(history)
@@ -91,9 +96,9 @@ def encode_history(history: list[str] | tuple[str, ...]) -> str:
     """The tag value for ``history``: the newest entries that fit a tag value."""
     longest = limit("aws", "tag_value_max_chars")
     kept = list(history)
-    while kept and len(",".join(kept)) > longest:
+    while kept and len(HISTORY_SEPARATOR.join(kept)) > longest:
         kept.pop(0)
-    return ",".join(kept)
+    return HISTORY_SEPARATOR.join(kept)
 
 
 def write_history(sm: Any, arn: str, history: list[str] | tuple[str, ...]) -> None:

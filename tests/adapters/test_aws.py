@@ -38,7 +38,6 @@ from cloudserve.records import DeploySpec, ExportInfo
 from cloudserve_adapters.aws import images, naming, packaging, waiters
 from cloudserve_adapters.aws.adapter import SageMakerAdapter
 from cloudserve_adapters.aws.config import AwsConfig, AwsTimeouts, ServerlessSettings
-from cloudserve_adapters.aws.sdk import AwsClients
 from tests.adapters.aws_harness import Harness
 from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
 
@@ -59,12 +58,17 @@ def harness() -> Iterator[Harness]:
 
 
 @pytest.fixture
-def moto(harness: Harness, export_v1: ExportInfo, export_v2: ExportInfo) -> Harness:
-    """A clean moto server that answers predictions like v1 (0.5x+2) and v2 (2x+1)."""
+def moto(harness: Harness, export_v1: ExportInfo, export_v2: ExportInfo) -> Iterator[Harness]:
+    """A clean moto server that answers predictions like v1 (0.5x+2) and v2 (2x+1).
+
+    Every request of the test is checked against botocore's service model; one AWS would
+    refuse fails the test (see aws_harness).
+    """
     harness.reset()
     harness.serve(export_v1.path, lambda x: 0.5 * x + 2)
     harness.serve(export_v2.path, lambda x: 2 * x + 1)
-    return harness
+    yield harness
+    harness.assert_clean()
 
 
 class Recorder:
@@ -104,8 +108,9 @@ def config(**overrides: Any) -> AwsConfig:
 @pytest.fixture
 def make_adapter(moto: Harness):
     def make(progress: Recorder | None = None, **overrides: Any) -> SageMakerAdapter:
-        clients = AwsClients(endpoint_url=moto.url, region="us-east-1")
-        return SageMakerAdapter(config(**overrides), clients=clients, progress=progress)
+        cfg = config(**overrides)
+        clients = moto.clients(cfg.region, read_timeout=cfg.timeouts.read_timeout_s)
+        return SageMakerAdapter(cfg, clients=clients, progress=progress)
 
     return make
 
@@ -304,7 +309,7 @@ def test_set_default_updates_the_endpoint_and_history_survives_runs(
     assert calls["UpdateEndpoint"] == 1
     sm = adapter.clients.sagemaker()
     assert sm.describe_endpoint(EndpointName=MODEL)["EndpointConfigName"] == f"{MODEL}-v2"
-    assert endpoint_history(adapter) == "1,2"
+    assert endpoint_history(adapter) == "1/2"
     again = adapter.set_default(MODEL, "2")
     assert not again.changed and calls["UpdateEndpoint"] == 1
     fresh = make_adapter()  # a new CLI run: state comes from AWS only
@@ -350,7 +355,7 @@ def test_ctrl_c_while_waiting_for_the_update_then_rerun(make_adapter, export_v1,
         adapter.set_default(MODEL, "2")
     assert "re-run" in caught.value.hint
     record = adapter.set_default(MODEL, "2")
-    assert record.is_default and endpoint_history(adapter) == "1,2"
+    assert record.is_default and endpoint_history(adapter) == "1/2"
     assert adapter.rollback(MODEL).version == "1"
 
 
