@@ -12,6 +12,8 @@ import pytest
 from cloudserve.export import inspect
 from cloudserve.records import ExportInfo
 
+pytest_plugins = ["tests.dockerd"]  # docker_engine, runtime_image fixtures
+
 ROOT = Path(__file__).resolve().parents[1]
 #: TF Serving's test models: $CLOUDSERVE_TESTDATA when set (the directory holding ``tfserving/``),
 #: else ``../shared/testdata`` beside the checkout (where CI clones shared/)

@@ -76,7 +76,9 @@ def test_entrypoint_runs_the_runtime_module() -> None:
 
 def test_image_installs_only_the_runtime_extra() -> None:
     text = DOCKERFILE.read_text()
-    assert '["optional-dependencies"]["runtime"]' in text
+    script = (ROOT / "runtime_image" / "scripts" / "requirements.py").read_text()
+    assert "runtime_image/scripts/requirements.py" in text
+    assert '["optional-dependencies"]["runtime"]' in script
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]["runtime"]
