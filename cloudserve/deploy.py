@@ -1,4 +1,4 @@
-"""The deploy workflow: inspect → preflight → plan → ``adapter.deploy``.
+"""The deploy workflow: inspect → preflight → plan → ``adapter.deploy`` → verify → default.
 
 The CLI's commands call these functions; they hold no printing and no prompts, so the same
 workflow runs from Python (``cloudserve.deploy.deploy(settings)``) or a CI step.
@@ -6,11 +6,13 @@ workflow runs from Python (``cloudserve.deploy.deploy(settings)``) or a CI step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from cloudserve import preflight, registry
+from cloudserve import preflight, registry, verify
 from cloudserve.adapter import Adapter
+from cloudserve.errors import CloudserveError, DeployTimeout, NotFound, NotSupported, ProviderError
 from cloudserve.export import inspect
 from cloudserve.progress import Progress
 from cloudserve.records import DeploySpec, ExportInfo, Finding, Plan, VersionRecord
@@ -24,6 +26,7 @@ class Prepared:
     adapter: Adapter
     spec: DeploySpec
     export: ExportInfo
+    sample: Path | None = None  # a user's smoke request (``--sample`` / ``sample:``)
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,12 @@ def prepare(settings: Settings, adapter: Adapter) -> Prepared:
         ConfigError: no model or export configured, no SavedModel there, or no version.
     """
     export = inspect(settings.require_export())
-    return Prepared(adapter=adapter, spec=settings.deploy_spec(export), export=export)
+    return Prepared(
+        adapter=adapter,
+        spec=settings.deploy_spec(export),
+        export=export,
+        sample=settings.project.sample,
+    )
 
 
 def check(prepared: Prepared) -> list[Finding]:
@@ -74,6 +82,15 @@ def dry_run(prepared: Prepared) -> Outcome:
     return Outcome(findings=findings, plan=prepared.adapter.plan(prepared.spec, prepared.export))
 
 
+def current_default(adapter: Adapter, model: str) -> str | None:
+    """The version serving ``model``'s traffic now; None for a new model (or none set)."""
+    try:
+        versions = adapter.list_versions(model)
+    except NotFound:
+        return None
+    return next((r.version for r in versions if r.is_default), None)
+
+
 def deploy(
     prepared: Prepared,
     *,
@@ -81,25 +98,186 @@ def deploy(
     timeout: float | None = None,
     planned: Outcome | None = None,
 ) -> Outcome:
-    """Check, plan, then deploy. Nothing is uploaded when a check fails.
+    """Check, plan, deploy, verify, then route traffic. Nothing is uploaded when a check fails.
+
+    When the model already has a default, the new version is deployed *without* traffic,
+    must answer a smoke request (:mod:`cloudserve.verify`) sent through the target's predict
+    path with ``version=V``, and only then becomes the default (when ``spec.set_default``).
+    A target that cannot reach a non-default version (``NotSupported``) gets the version as
+    default first, verified right after, and rolled back to the previous default if it fails
+    (the record says so). A model's first version is its default at once (nothing else
+    serves) and is verified the same way.
 
     Blocks until the version is ready when ``wait`` is true, for at most ``timeout`` seconds
-    (default: the spec's ``timeout_s``). Idempotent as :meth:`Adapter.deploy` is. ``planned``
-    is the :func:`dry_run` outcome when the caller already has it (to show the plan first).
+    (default: the spec's ``timeout_s``); with ``wait`` false nothing is verified and the
+    record says so. Idempotent as :meth:`Adapter.deploy` is. ``planned`` is the
+    :func:`dry_run` outcome when the caller already has it (to show the plan first).
 
     Raises:
         PreflightError: a check found an error; nothing was uploaded or created.
-        DeployTimeout, ProviderError, CredentialsError: from the target.
+        ConfigError: a bad sample or warm-up file (before anything is uploaded).
+        ProviderError: the target failed, or the version failed its smoke request (then the
+            previous default keeps serving; the error carries the version's record, state
+            ``FAILED``, and the serving container's last log lines).
+        DeployTimeout, CredentialsError: from the target.
     """
     planned = planned or dry_run(prepared)
-    adapter = prepared.adapter
+    adapter, spec, export = prepared.adapter, prepared.spec, prepared.export
+    timeout = spec.timeout_s if timeout is None else timeout
+    request = verify.smoke_request(
+        export, sample=prepared.sample, required_signature=adapter.required_signature
+    )
+    previous = current_default(adapter, spec.model)
+    hold_back = wait and previous not in (None, spec.version)
     adapter.progress.status(
-        f"deploying {prepared.spec.model} version {prepared.spec.version} to {adapter.name}"
+        f"deploying {spec.model} version {spec.version} to {adapter.name}"
+        + (" (no traffic until it answers a smoke request)" if hold_back else "")
     )
-    record = adapter.deploy(
-        prepared.spec,
-        prepared.export,
-        wait=wait,
-        timeout=prepared.spec.timeout_s if timeout is None else timeout,
-    )
+    try:
+        record = adapter.deploy(
+            replace(spec, set_default=False) if hold_back else spec,
+            export,
+            wait=wait,
+            timeout=timeout,
+        )
+    except (ProviderError, DeployTimeout) as e:
+        _attach_logs(e, adapter, spec.model, spec.version)
+        raise
+    if not wait:
+        record = _note(record, "not verified: deployed with --no-wait")
+    elif isinstance(request, str):
+        adapter.progress.status(f"not verified: {request}")
+        record = _note(record, f"not verified: {request}")
+        if hold_back and spec.set_default:
+            record = _keep_changed(
+                adapter.set_default(spec.model, spec.version, timeout=timeout), record
+            )
+    else:
+        record = _verify_and_route(adapter, spec, record, request, previous, hold_back, timeout)
     return Outcome(findings=planned.findings, plan=planned.plan, record=record)
+
+
+def _verify_and_route(
+    adapter: Adapter,
+    spec: DeploySpec,
+    record: VersionRecord,
+    request: verify.SmokeRequest,
+    previous: str | None,
+    hold_back: bool,
+    timeout: float,
+) -> VersionRecord:
+    model, version = spec.model, spec.version
+    adapter.progress.status(f"smoke request to version {version} ({request.source})")
+    try:
+        problem = _smoke(adapter, model, version, request)
+    except NotSupported:
+        if hold_back:
+            return _verify_after_traffic(adapter, spec, record, request, previous, timeout)
+        problem = _smoke(adapter, model, None, request)  # it is the default: reach it so
+    if problem is not None:
+        raise _smoke_failed(adapter, record, request, problem, previous if hold_back else None)
+    if hold_back and spec.set_default:
+        record = _keep_changed(adapter.set_default(model, version, timeout=timeout), record)
+    return _note(record, f"verified: answered a smoke request ({request.source})")
+
+
+#: why a target gets the fallback of verifying right after routing
+_UNREACHABLE = "the target cannot send a request to a version without traffic"
+
+
+def _verify_after_traffic(
+    adapter: Adapter,
+    spec: DeploySpec,
+    record: VersionRecord,
+    request: verify.SmokeRequest,
+    previous: str | None,
+    timeout: float,
+) -> VersionRecord:
+    """For targets without per-version predicts: route, verify, roll back on failure."""
+    model, version = spec.model, spec.version
+    if not spec.set_default:
+        return _note(
+            record,
+            f"not verified: {_UNREACHABLE}; it is verified when it becomes the default",
+        )
+    adapter.progress.status(f"{_UNREACHABLE}: verifying version {version} right after routing")
+    record = _keep_changed(adapter.set_default(model, version, timeout=timeout), record)
+    problem = _smoke(adapter, model, None, request)
+    if problem is None:
+        return _note(
+            record,
+            f"verified right after taking traffic ({_UNREACHABLE}): answered a smoke request "
+            f"({request.source})",
+        )
+    if previous is not None:
+        adapter.set_default(model, previous, timeout=timeout)
+    failed = _note(
+        replace(record, is_default=False, traffic=0) if previous is not None else record,
+        f"verified right after taking traffic ({_UNREACHABLE}); rolled back to version {previous}",
+    )
+    raise _smoke_failed(adapter, failed, request, problem, previous)
+
+
+def _smoke(
+    adapter: Adapter, model: str, version: str | None, request: verify.SmokeRequest
+) -> str | None:
+    """None when the version answers; else the model's error. NotSupported propagates."""
+    try:
+        response = adapter.predict(model, request.payload, version=version)
+    except NotSupported:
+        raise
+    except CloudserveError as e:
+        return e.message
+    return verify.check_answer(response)
+
+
+def _smoke_failed(
+    adapter: Adapter,
+    record: VersionRecord,
+    request: verify.SmokeRequest,
+    problem: str,
+    previous: str | None,
+) -> ProviderError:
+    serving = (
+        f"version {previous} keeps serving"
+        if previous is not None
+        else "no other version of the model serves"
+    )
+    failed = replace(
+        record,
+        state="FAILED",
+        message=f"failed its smoke request ({request.source}): {problem}"
+        + (f"; {record.message}" if record.message else ""),
+    )
+    logs = adapter.version_logs(record.model, record.version)
+    return ProviderError(
+        f"version {record.version} of '{record.model}' failed its smoke request and takes no "
+        f"traffic; {serving}. The model said: {problem}",
+        hint="fix the model and deploy it as a new version"
+        + (
+            ", or pass --sample FILE with a request it can answer"
+            if "zeros" in request.source
+            else ""
+        )
+        + (" (the serving container's last log lines are above)" if logs else ""),
+        provider=adapter.name,
+        record=failed,
+        details=[f"{adapter.name} log: {line}" for line in logs],
+    )
+
+
+def _attach_logs(error: CloudserveError, adapter: Adapter, model: str, version: str) -> None:
+    """Give a failed deploy the serving container's last log lines, unless it has some."""
+    if not error.details:
+        error.details = [
+            f"{adapter.name} log: {line}" for line in adapter.version_logs(model, version)
+        ]
+
+
+def _note(record: VersionRecord, note: str) -> VersionRecord:
+    return replace(record, message=f"{record.message}; {note}" if record.message else note)
+
+
+def _keep_changed(new: VersionRecord, deployed: VersionRecord) -> VersionRecord:
+    """The record after routing; ``changed`` if the deploy or the routing changed anything."""
+    return replace(new, changed=new.changed or deployed.changed)

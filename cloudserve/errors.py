@@ -34,16 +34,26 @@ class CloudserveError(Exception):
         message: one line saying what went wrong.
         hint: one line saying what to do about it (optional).
         provider: the target that raised it, when there is one.
+        details: more lines shown below the message, e.g. the serving container's last log
+            lines (:meth:`cloudserve.adapter.Adapter.version_logs`).
     """
 
     exit_code: int = 1
     kind: str = "error"
 
-    def __init__(self, message: str, *, hint: str | None = None, provider: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        provider: str | None = None,
+        details: list[str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.provider = provider
+        self.details = list(details or [])
 
     def to_dict(self) -> dict[str, object]:
         """The stable JSON shape printed under ``--output json``."""
@@ -53,6 +63,7 @@ class CloudserveError(Exception):
             "hint": self.hint,
             "provider": self.provider,
             "exit_code": self.exit_code,
+            "details": list(self.details),
         }
 
 
@@ -93,14 +104,27 @@ class PreflightError(CloudserveError):
 
 
 class ProviderError(CloudserveError):
-    """The target's API (or the local runtime) reported a failure."""
+    """The target's API (or the local runtime) reported a failure.
+
+    ``record`` is the version's :class:`~cloudserve.records.VersionRecord` when the failure
+    concerns one version (a smoke request it failed: state ``FAILED`` and why).
+    """
 
     exit_code = 4
     kind = "provider"
 
-    def __init__(self, message: str, *, http_status: int | None = None, **kw):
+    def __init__(
+        self, message: str, *, http_status: int | None = None, record: object = None, **kw
+    ):
         super().__init__(message, **kw)
         self.http_status = http_status
+        self.record = record
+
+    def to_dict(self) -> dict[str, object]:
+        d = super().to_dict()
+        if self.record is not None:
+            d["record"] = self.record.to_dict()  # type: ignore[attr-defined]
+        return d
 
 
 class DeployTimeout(CloudserveError):

@@ -158,6 +158,12 @@ class Output:
         self.stderr.write(f"error{where}: {redact(error.message)}\n")
         for finding in getattr(error, "findings", ()):
             self.stderr.write(f"  {finding.severity:<7} {finding.id}: {finding.message}\n")
+            if finding.severity == "error" and finding.fix:
+                self.stderr.write(f"          fix: {redact(finding.fix)}\n")
+            if finding.severity == "error" and finding.source:
+                self.stderr.write(f"          see: {finding.source}\n")
+        for line in error.details:
+            self.stderr.write(f"  {redact(line)}\n")
         if error.hint:
             self.stderr.write(f"hint: {redact(error.hint)}\n")
         if self.json:

@@ -3,7 +3,8 @@
 Sources, lowest precedence first:
 
 1. the file: ``--config PATH``, else ``$CLOUDSERVE_CONFIG``, else ``./cloudserve.yaml`` if it
-   exists. A relative ``export:`` in the file is relative to the file's directory.
+   exists. A relative ``export:`` or ``sample:`` in the file, and a relative path in a target
+   setting typed as a path (``targets.local.repository``), is relative to the file's directory.
 2. environment variables: ``CLOUDSERVE_MODEL``, ``CLOUDSERVE_EXPORT``, ``CLOUDSERVE_VERSION``,
    ``CLOUDSERVE_TARGET``, ``CLOUDSERVE_TIMEOUT``, ``CLOUDSERVE_SET_DEFAULT``,
    ``CLOUDSERVE_TRAFFIC``; and target settings
@@ -36,7 +37,7 @@ from pydantic_core import PydanticCustomError
 
 from cloudserve import registry
 from cloudserve.adapter import Adapter, AdapterConfig
-from cloudserve.errors import ConfigError
+from cloudserve.errors import CloudserveError, ConfigError
 from cloudserve.records import DeploySpec, ExportInfo
 
 M = TypeVar("M", bound=BaseModel)
@@ -148,6 +149,12 @@ class ProjectFile(BaseModel):
         "with the traffic_split feature; versions must be deployed or the one being deployed.",
     )
     tags: dict[str, str] = Field(default_factory=dict, description="Labels put on resources.")
+    sample: Path | None = Field(
+        default=None,
+        description="JSON file with a predict body each new version must answer before it "
+        "takes traffic (default: the export's warm-up records, else zeros shaped like its "
+        "signature).",
+    )
     targets: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict, description="Per-target settings, validated by each adapter."
     )
@@ -184,6 +191,7 @@ class Flags:
     set_default: bool | None = None
     timeout: float | None = None
     traffic: str | None = None  # "2=10,1=90"
+    sample: Path | None = None
     sets: Sequence[str] = field(default_factory=tuple)
 
 
@@ -391,10 +399,32 @@ def read_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings", hint="see `cloudserve init`")
-    export = data.get("export")
-    if isinstance(export, str) and not Path(export).expanduser().is_absolute():
-        data["export"] = str(path.absolute().parent / export)
+    base = path.absolute().parent
+    for key in ("export", "sample"):
+        if isinstance(data.get(key), str):
+            data[key] = _relative_to(base, data[key])
+    targets = data.get("targets")
+    if isinstance(targets, dict):
+        for name, settings in targets.items():
+            if isinstance(settings, dict):
+                _resolve_path_settings(base, str(name), settings)
     return data
+
+
+def _relative_to(base: Path, value: str) -> str:
+    return value if Path(value).expanduser().is_absolute() else str(base / value)
+
+
+def _resolve_path_settings(base: Path, target: str, settings: dict[str, Any]) -> None:
+    """Make the target's path-typed settings (its config class says which) file-relative."""
+    try:
+        config_class = registry.load(registry.canonical_name(target)).config_class
+    except CloudserveError:
+        return  # an unknown or unavailable target: validating it later says so
+    for key, info in config_class.model_fields.items():
+        value = settings.get(key)
+        if isinstance(value, str) and "Path" in str(info.annotation):
+            settings[key] = _relative_to(base, value)
 
 
 def env_layer(env: Mapping[str, str], target_names: Sequence[str]) -> dict[str, Any]:
@@ -442,6 +472,7 @@ def flag_layer(flags: Flags) -> dict[str, Any]:
         "set_default": flags.set_default,
         "timeout": flags.timeout,
         "traffic": flags.traffic,
+        "sample": str(flags.sample) if flags.sample is not None else None,
     }
     return {k: v for k, v in values.items() if v is not None}
 

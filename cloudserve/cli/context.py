@@ -41,6 +41,7 @@ class CliState:
         set_default: bool | None = None,
         timeout: float | None = None,
         traffic: str | None = None,
+        sample: Path | None = None,
     ) -> Settings:
         """Layer cloudserve.yaml, the environment and these flags (see :mod:`cloudserve.spec`).
 
@@ -56,6 +57,7 @@ class CliState:
             set_default=set_default,
             timeout=timeout,
             traffic=traffic,
+            sample=sample,
             sets=tuple(sets or ()),
         )
         return spec.load(self.config, flags)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -90,8 +91,21 @@ def deploy(
     ] = True,
     timeout: TimeoutOption = None,
     traffic: TrafficOption = None,
+    sample: Annotated[
+        Path | None,
+        typer.Option(
+            "--sample",
+            help="JSON predict body the new version must answer before it takes traffic "
+            "(default: sample: in cloudserve.yaml, else the export's warm-up records, else "
+            "zeros shaped like its signature).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check the export, upload it and create the version on the target.
+    """Check the export, upload it, create the version, verify it, then route traffic.
+
+    Before a version takes traffic it must answer a smoke request through the target's own
+    predict path; if it fails, the previous default keeps serving and the exit code is 4.
 
     The first version of a model becomes its default; later ones only with --set-default,
     or a share of the traffic with --traffic (a canary: --traffic 2=10,1=90). Re-deploying
@@ -111,6 +125,7 @@ def deploy(
         set_default=True if set_default else None,
         timeout=timeout,
         traffic=traffic,
+        sample=sample,
     )
     with cli.adapter(settings) as adapter:
         prepared = workflow.prepare(settings, adapter)

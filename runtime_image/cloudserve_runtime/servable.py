@@ -4,11 +4,25 @@ Signatures are run through ``Session._make_callable_from_options`` with the sign
 names as feeds and fetches, like TF Serving's C++ ``Session::Run``. Unlike the public
 ``Session.run``, that path does not check feed shapes against the graph's static shapes, so a
 ``[3]`` feed into an ``x`` declared ``[-1, 1]`` works when the graph allows it.
+
+Exports TF1-style loading cannot run (a Keras 3 model saved with ``tf.saved_model.save``: its
+signatures read variable handles the saver's restore op never fills, tensorflow/serving#2250)
+are detected right after that load, by asking the session which of the variables the
+signatures read are initialized, and loaded again through TF2 object-graph loading
+(``tf.saved_model.load``); their signatures are then called as concrete functions, with the
+same SignatureDefs, inputs, outputs and error codes.
+
+Like TF Serving, a version replays its warm-up records
+(``assets.extra/tf_serving_warmup_requests``, a TFRecord file of ``PredictionLog``) before the
+constructor returns, so it only becomes AVAILABLE warm; a record that fails fails the load.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +36,12 @@ from cloudserve_runtime.errors import ServingError, as_serving_error
 
 DEFAULT_SIGNATURE = "serving_default"
 SERVE_TAG = "serve"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+#: TF Serving's cap on warm-up records (saved_model_warmup_util.cc)
+MAX_WARMUP_RECORDS = 1000
+_VARIABLE_OPS = frozenset({"VarHandleOp"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,17 +86,27 @@ class SavedModelServable:
 
     def __init__(
         self, path: str, *, intra_op_threads: int = 0, inter_op_threads: int = 0,
-        tags: tuple[str, ...] = (SERVE_TAG,),
+        tags: tuple[str, ...] = (SERVE_TAG,), warmup: bool = True,
     ) -> None:
-        """Loads the SavedModel at ``path`` (blocks; raises on any load failure)."""
+        """Loads the SavedModel at ``path``, then replays its warm-up records when ``warmup``.
+
+        Blocks; raises on any load failure, and ServingError when a warm-up record fails.
+        """
         self.path = path
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(
             graph=self._graph, config=session_config(intra_op_threads, inter_op_threads)
         )
+        #: signature name -> concrete function, when loaded through TF2 object-graph loading
+        self._functions: dict[str, Any] | None = None
+        self._loaded: Any = None
         try:
             with self._graph.as_default():
                 meta_graph = tf.compat.v1.saved_model.loader.load(self._session, list(tags), path)
+            if self._unrestored_variables(meta_graph):
+                self._session.close()
+                self._loaded = tf.saved_model.load(path, tags=list(tags))
+                self._functions = dict(self._loaded.signatures)
         except BaseException:
             self._session.close()
             raise
@@ -92,6 +122,110 @@ class SavedModelServable:
         }
         self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[..., Any]] = {}
         self._lock = threading.Lock()
+        if warmup:
+            try:
+                self.warm_up()
+            except BaseException:
+                self.close()
+                raise
+
+    @property
+    def object_graph_loaded(self) -> bool:
+        """True when TF1-style loading could not run the export and TF2 loading serves it."""
+        return self._functions is not None
+
+    def _unrestored_variables(self, meta_graph: meta_graph_pb2.MetaGraphDef) -> list[str]:
+        """Resource variables the signatures read that the TF1 restore left uninitialized."""
+        graph = self._graph
+        starts = [
+            graph.get_operation_by_name(info.name.split(":", 1)[0])
+            for sig in meta_graph.signature_def.values()
+            for info in sig.outputs.values()
+        ]
+        seen: set[str] = set()
+        handles = []
+        while starts:
+            op = starts.pop()
+            if op.name in seen:
+                continue
+            seen.add(op.name)
+            if op.type in _VARIABLE_OPS:
+                handles.append(op)
+            starts.extend(t.op for t in op.inputs)
+            starts.extend(op.control_inputs)
+        if not handles:
+            return []
+        with graph.as_default():
+            checks = [
+                tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles
+            ]
+        flags = self._session.run(checks)
+        return [op.name for op, ok in zip(handles, flags, strict=True) if not ok]
+
+    def warm_up(self) -> int:
+        """Replays ``assets.extra/tf_serving_warmup_requests`` like TF Serving; returns the
+        number of records run (0 without the file).
+
+        Predict, classify and regress logs are run through their signatures; other log
+        kinds are skipped. Raises ServingError (INVALID_ARGUMENT for a bad file or more than
+        1000 records, else the failed run's error), which fails the version's load.
+        """
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        file = os.path.join(self.path, WARMUP_FILE)
+        if not tf.io.gfile.exists(file):
+            return 0
+        count = 0
+        try:
+            records = list(tf.compat.v1.io.tf_record_iterator(file))
+        except tf.errors.OpError as exc:
+            raise ServingError("INVALID_ARGUMENT", f"Invalid warmup data file {file}: {exc}") \
+                from None
+        if len(records) > MAX_WARMUP_RECORDS:
+            raise ServingError(
+                "INVALID_ARGUMENT",
+                f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {file}",
+            )
+        started = time.monotonic()
+        for raw in records:
+            record = prediction_log_pb2.PredictionLog()
+            try:
+                record.ParseFromString(raw)
+            except Exception:  # protobuf's DecodeError: the record is not a PredictionLog
+                raise ServingError(
+                    "INVALID_ARGUMENT", f"Failed to parse warmup record from {file}"
+                ) from None
+            if self._replay(record):
+                count += 1
+        log.info(
+            "Finished reading warmup data for model at %s. Number of warmup records read: %d. "
+            "Elapsed time (microseconds): %d.",
+            file, count, (time.monotonic() - started) * 1e6,
+        )
+        return count
+
+    def _replay(self, log: Any) -> bool:
+        from cloudserve_runtime import methods
+
+        kind = log.WhichOneof("log_type")
+        if kind == "predict_log":
+            request = log.predict_log.request
+            signature = methods.predict_signature_grpc(self, request.model_spec.signature_name)
+            inputs = {alias: tf.make_ndarray(t) for alias, t in request.inputs.items()}
+            self.run(signature, inputs, tuple(request.output_filter) or None)
+            return True
+        if kind in ("classify_log", "regress_log"):
+            request = getattr(log, kind).request
+            name = request.model_spec.signature_name
+            signature = (
+                methods.classify_signature(self, name)
+                if kind == "classify_log"
+                else methods.regress_signature(self, name)
+            )
+            examples = methods.examples_tensor(methods.serialized_examples(request.input))
+            self.run(signature, {methods.CLASSIFY_INPUTS: examples})
+            return True
+        return False
 
     def signature(self, name: str) -> Signature | None:
         """Returns the signature called ``name`` (``""`` means serving_default), or None."""
@@ -115,6 +249,8 @@ class SavedModelServable:
             ServingError: with the TensorFlow status code of a failed run.
         """
         aliases = tuple(output_aliases) if output_aliases is not None else tuple(signature.outputs)
+        if self._functions is not None:
+            return self._call_function(signature, inputs, aliases)
         feed_aliases = tuple(inputs)
         feeds = tuple(signature.inputs[alias][1] for alias in feed_aliases)
         fetches = tuple(signature.outputs[alias][1] for alias in aliases)
@@ -126,6 +262,19 @@ class SavedModelServable:
         except (TypeError, ValueError) as exc:
             raise ServingError("INVALID_ARGUMENT", str(exc)) from None
         return {alias: np.asarray(value) for alias, value in zip(aliases, values, strict=True)}
+
+    def _call_function(
+        self, signature: Signature, inputs: Mapping[str, np.ndarray], aliases: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        """Runs a signature of an object-graph-loaded export as its concrete function."""
+        function = self._functions[signature.name]
+        try:
+            outputs = function(**{alias: tf.convert_to_tensor(v) for alias, v in inputs.items()})
+        except tf.errors.OpError as exc:
+            raise as_serving_error(exc) from None
+        except (TypeError, ValueError) as exc:
+            raise ServingError("INVALID_ARGUMENT", str(exc)) from None
+        return {alias: outputs[alias].numpy() for alias in aliases}
 
     def _callable(self, feeds: tuple[str, ...], fetches: tuple[str, ...]) -> Callable[..., Any]:
         key = (feeds, fetches)
@@ -147,3 +296,5 @@ class SavedModelServable:
         """Releases the session (call only once no run is in flight)."""
         self._callables.clear()
         self._session.close()
+        self._functions = None
+        self._loaded = None

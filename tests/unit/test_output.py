@@ -99,6 +99,7 @@ def test_error_json_schema(capsys):
             "hint": "h",
             "provider": None,
             "exit_code": 3,
+            "details": [],
             "findings": [
                 {
                     "id": "x.y",
