@@ -147,10 +147,11 @@ class BuiltImage:
         return ".".join(self.tf_version.split(".")[:2])
 
 
-def default_tag(variant: str, tf_version: str) -> str:
-    """The local tag of a built image: ``cloudserve-runtime:tf2.21-cpu``."""
+def default_tag(variant: str, tf_version: str, *, gcs: bool = False) -> str:
+    """The local tag of a built image: ``cloudserve-runtime:tf2.21-cpu`` (``-gcs`` appended
+    for the build that reads ``gs://`` model URIs)."""
     minor = ".".join(tf_version.split(".")[:2])
-    return f"{REPOSITORY_NAME}:tf{minor}-{variant}"
+    return f"{REPOSITORY_NAME}:tf{minor}-{variant}" + ("-gcs" if gcs else "")
 
 
 def build_args(
@@ -160,8 +161,12 @@ def build_args(
     base_image: str | None = None,
     extra_pip: str | None = None,
     extra_ca_certs: str | None = None,
+    gcs: bool = False,
 ) -> dict[str, str]:
     """The ``--build-arg`` values of runtime_image/Dockerfile for a variant.
+
+    ``gcs`` adds google-cloud-storage, which the runtime needs to serve ``gs://`` model URIs
+    (Vertex AI's ``AIP_STORAGE_URI``).
 
     Raises:
         ConfigError: unknown variant or a TF version that is not ``X.Y`` / ``X.Y.Z``.
@@ -180,8 +185,9 @@ def build_args(
         args["TF_VERSION"] = tf_version
     if base_image:
         args["BASE_IMAGE"] = base_image
-    if extra_pip:
-        args["EXTRA_PIP"] = extra_pip
+    pip = " ".join(p for p in (extra_pip, "google-cloud-storage" if gcs else None) if p)
+    if pip:
+        args["EXTRA_PIP"] = pip
     if extra_ca_certs:
         args["EXTRA_CA_CERTS"] = extra_ca_certs
     return args
@@ -226,6 +232,7 @@ def build(
     base_image: str | None = None,
     extra_pip: str | None = None,
     extra_ca_certs: str | None = None,
+    gcs: bool = False,
     network_mode: str | None = None,
     context: Path = SOURCE_ROOT,
     progress: Callable[[str], None] | None = None,
@@ -241,7 +248,7 @@ def build(
         variant: "cpu" or "gpu".
         tf_version: "2.21" (newest patch) or "2.21.0"; None: the newest the runtime extra allows.
         tags: extra ``repo:tag`` names.
-        base_image, extra_pip, extra_ca_certs: see :func:`build_args`.
+        base_image, extra_pip, extra_ca_certs, gcs: see :func:`build_args`.
         network_mode: the build containers' network ("host" on engines without a bridge).
         context: the repository root holding runtime_image/Dockerfile.
         progress: called with each line of build output.
@@ -256,6 +263,7 @@ def build(
         base_image=base_image,
         extra_pip=extra_pip,
         extra_ca_certs=extra_ca_certs,
+        gcs=gcs,
     )
     if not (context / DOCKERFILE).is_file():
         raise ConfigError(
@@ -305,7 +313,7 @@ def build(
         remove=True,
     )
     found_version = inside.decode().strip()
-    all_tags = [*tags, default_tag(variant, found_version)]
+    all_tags = [*tags, default_tag(variant, found_version, gcs=gcs)]
     for tag in all_tags:
         repository, _, name = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "")
         image.tag(repository, name or "latest")

@@ -235,14 +235,21 @@ def installed_tf_version() -> str | None:
     return None
 
 
-def build_runtime_image(engine: DockerEngine, *, progress: Any = None) -> BuiltImage:
+def build_runtime_image(
+    engine: DockerEngine,
+    *,
+    gcs: bool = False,
+    tags: tuple[str, ...] | list[str] = ("cloudserve-runtime:test-cpu",),
+    progress: Any = None,
+) -> BuiltImage:
     """Builds the CPU runtime image on the offline base (layers cached in the data root)."""
     return build(
         engine.client(),
         variant="cpu",
         tf_version=installed_tf_version(),
-        tags=["cloudserve-runtime:test-cpu"],
+        tags=tags,
         base_image=ensure_base_image(engine),
+        gcs=gcs,
         extra_ca_certs=local_ca_certificates(),
         network_mode="host",
         progress=progress,
