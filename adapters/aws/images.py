@@ -22,8 +22,19 @@ def table() -> dict[str, Any]:
 
 
 def processor(instance_type: str | None) -> str:
-    """ "gpu" for g*/p* instance families, else "cpu" (serverless has no instance: cpu)."""
-    return "gpu" if instance_type and instance_type.startswith(GPU_FAMILIES) else "cpu"
+    """The image flavour an instance type needs: "gpu" (g*/p* families), "neuron" (Inferentia
+    and Trainium: no TF Serving image), "graviton" (arm64 families), else "cpu" (also for
+    serverless, which has no instance type)."""
+    if not instance_type:
+        return "cpu"
+    if instance_type.startswith(GPU_FAMILIES):
+        return "gpu"
+    family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
+    if family.startswith(tuple(table()["neuron_family_prefixes"])):
+        return "neuron"
+    if family in table()["graviton"]["families"]:
+        return "graviton"
+    return "cpu"
 
 
 def _minor_key(minor: str) -> tuple[int, int]:
@@ -50,23 +61,36 @@ def runtime_image_hint() -> str:
 
 
 def uri(region: str, full_version: str, proc: str) -> str:
-    """The ECR URI of one AWS TensorFlow inference image."""
+    """The ECR URI of one AWS TensorFlow inference image (``proc``: "cpu", "gpu" or
+    "graviton"; for "graviton" ``full_version`` is the whole tag from the Graviton table)."""
     data = table()
     account = data["accounts"].get(region, data["default_account"])
     suffix = next(
         (s for prefix, s in data["dns_suffixes"].items() if region.startswith(prefix)),
         "amazonaws.com",
     )
-    return f"{account}.dkr.ecr.{region}.{suffix}/{data['repository']}:{full_version}-{proc}"
+    if proc == "graviton":
+        repository, tag = data["graviton"]["repository"], full_version
+    else:
+        repository, tag = data["repository"], f"{full_version}-{proc}"
+    return f"{account}.dkr.ecr.{region}.{suffix}/{repository}:{tag}"
+
+
+def _versions(proc: str) -> dict[str, str]:
+    data = table()
+    return data["graviton"]["versions"] if proc == "graviton" else data["versions"]
 
 
 def resolve(tf_minor: tuple[int, int] | None, region: str, proc: str) -> ImageChoice | None:
     """The AWS TF Serving image for an export written by TF ``tf_minor``.
 
     The image of the same minor when there is one, else the oldest newer image; the newest
-    image when the TF version is unknown. None when the export is newer than every image.
+    image when the TF version is unknown. None when the export is newer than every image,
+    and for "neuron" (Inferentia/Trainium instances have no TF Serving image).
     """
-    versions: dict[str, str] = table()["versions"]
+    if proc == "neuron":
+        return None
+    versions = _versions(proc)
     ordered = sorted(versions, key=_minor_key)
     if tf_minor is None:
         minor = ordered[-1]
@@ -78,12 +102,12 @@ def resolve(tf_minor: tuple[int, int] | None, region: str, proc: str) -> ImageCh
     full = versions[minor]
     return ImageChoice(
         uri=uri(region, full, proc),
-        tf_version=full,
+        tf_version=full.split("-")[0],
         exact=tf_minor is not None and _minor_key(minor) == tf_minor,
     )
 
 
-def newest() -> str:
-    """The newest TF version an AWS image serves, e.g. "2.19.0"."""
-    versions: dict[str, str] = table()["versions"]
-    return versions[max(versions, key=_minor_key)]
+def newest(proc: str = "cpu") -> str:
+    """The newest TF version an AWS image serves on ``proc``, e.g. "2.19.0"."""
+    versions = _versions(proc)
+    return versions[max(versions, key=_minor_key)].split("-")[0]

@@ -1,8 +1,10 @@
 """Names of the SageMaker resources and S3 objects cloudserve creates for a model version.
 
 One SageMaker Model and one EndpointConfig per version, both named ``<model>-v<version>``;
-one endpoint per model (``endpoint_name`` or the model name) whose single production
-variant is named ``v<version>``. Finding a model's versions is a name match, so no local
+one endpoint per model (``endpoint_name`` or the model name) whose production variants are
+named ``v<version>``. A switch that needs other variants than one version's own config (a
+traffic split, or a fleet sized like the one it replaces) runs a composed config named
+``<model>-e<digest>``. Finding a model's versions is a name match, so no local
 state is needed between CLI runs.
 """
 
@@ -14,7 +16,8 @@ TAG_MODEL = "cloudserve:model"
 TAG_VERSION = "cloudserve:version"
 TAG_DIGEST = "cloudserve:sha256"
 TAG_HISTORY = "cloudserve:default-history"
-DIGEST_METADATA = "cloudserve-sha256"  # S3 user metadata key (x-amz-meta-cloudserve-sha256)
+DIGEST_METADATA = "cloudserve-sha256"
+COMPOSED_DIGEST_CHARS = 10  # S3 user metadata key (x-amz-meta-cloudserve-sha256)
 
 
 def resource_name(model: str, version: str) -> str:
@@ -25,6 +28,25 @@ def resource_name(model: str, version: str) -> str:
 def variant_name(version: str) -> str:
     """The production variant name serving ``version``."""
     return f"v{version}"
+
+
+def version_of_variant(variant: str) -> str | None:
+    """The version a production variant named ``variant`` serves, or None if not ``v<N>``."""
+    match = re.fullmatch(r"v(\d+)", variant)
+    return match.group(1) if match else None
+
+
+def composed_config_name(model: str, variants_digest: str) -> str:
+    """The name of an EndpointConfig cloudserve composes for a switch (several weighted
+    variants, or a variant sized to the fleet it replaces): ``<model>-e<digest>``."""
+    return f"{model}-e{variants_digest[:COMPOSED_DIGEST_CHARS]}"
+
+
+def is_composed_config(model: str, name: str) -> bool:
+    """True for ``<model>-e<digest>`` names (see :func:`composed_config_name`)."""
+    return (
+        re.fullmatch(re.escape(model) + rf"-e[0-9a-f]{{{COMPOSED_DIGEST_CHARS}}}", name) is not None
+    )
 
 
 def version_of(model: str, name: str) -> str | None:

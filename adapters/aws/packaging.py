@@ -19,6 +19,8 @@ import hashlib
 import io
 import os
 import tarfile
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -124,3 +126,58 @@ def build(export_dir: Path, version: str, dest: Path, *, code_dir: Path | None =
                     with open(path, "rb") as f:
                         tar.addfile(info, f)
     return Artifact(path=Path(dest), sha256=hashing.digest.hexdigest(), size=hashing.size)
+
+
+def _fingerprint(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """(path, size, mtime_ns) of every file under ``roots``: changes when any content does."""
+    found = []
+    for root in roots:
+        if root is None:
+            continue
+        for dirpath, _, filenames in os.walk(root):
+            for name in filenames:
+                stat = (Path(dirpath) / name).stat()
+                found.append((os.path.join(dirpath, name), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+class ArtifactCache:
+    """Builds each model.tar.gz once per process: ``plan`` and ``deploy`` share it.
+
+    Keyed by the export and code directories, the version, and every file's path, size and
+    mtime, so an export changed in between is built again. Tarballs live in one temporary
+    directory, removed when the cache is garbage-collected or the process exits; only the
+    newest tarball per (export, version) is kept.
+    """
+
+    def __init__(self) -> None:
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._built: dict[tuple[str, str, str], tuple[tuple, Artifact]] = {}
+        self._count = 0
+
+    def get(
+        self,
+        export_dir: Path,
+        version: str,
+        *,
+        code_dir: Path | None = None,
+        on_build: Callable[[], None] | None = None,
+    ) -> Artifact:
+        """The tarball of ``export_dir`` as ``version``; built (calling ``on_build()`` first)
+        unless an identical one was built before. Raises as :func:`build` does."""
+        key = (str(Path(export_dir).resolve()), version, str(code_dir or ""))
+        fingerprint = _fingerprint(Path(export_dir), Path(code_dir) if code_dir else None)
+        known = self._built.get(key)
+        if known is not None and known[0] == fingerprint and known[1].path.exists():
+            return known[1]
+        if on_build is not None:
+            on_build()
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="cloudserve-")
+        self._count += 1
+        dest = Path(self._dir.name) / f"model-{self._count}.tar.gz"
+        if known is not None:
+            known[1].path.unlink(missing_ok=True)
+        artifact = build(export_dir, version, dest, code_dir=code_dir)
+        self._built[key] = (fingerprint, artifact)
+        return artifact

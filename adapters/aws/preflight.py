@@ -298,14 +298,27 @@ def check_image(config: AwsConfig, export: ExportInfo) -> list[Finding]:
             ]
         return []
     proc = "cpu" if config.serverless else images.processor(config.instance_type)
-    choice = images.resolve(export.tf_minor, config.region, proc)
-    if choice is None:
+    if proc == "neuron":
         return [
             _finding(
                 "image",
                 "error",
-                f"no AWS TensorFlow Serving image serves TF {export.tf_version} (newest: "
-                f"{images.newest()})",
+                f"{config.instance_type} is an Inferentia/Trainium instance: the TensorFlow "
+                "Serving image cannot run there (it needs a Neuron-compiled model and a Neuron "
+                "container)",
+                fix="choose a CPU or GPU instance_type (e.g. ml.m5.large, ml.g5.xlarge), or set "
+                "image: to a Neuron serving image for a Neuron-compiled export",
+            )
+        ]
+    choice = images.resolve(export.tf_minor, config.region, proc)
+    if choice is None:
+        flavour = " Graviton" if proc == "graviton" else ""
+        return [
+            _finding(
+                "image",
+                "error",
+                f"no AWS{flavour} TensorFlow Serving image serves TF {export.tf_version} "
+                f"(newest: {images.newest(proc)})",
                 fix=images.runtime_image_hint(),
             )
         ]

@@ -3,10 +3,18 @@ the endpoint, and the version's S3 objects. Each call is idempotent at its own l
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from cloudserve.progress import Progress
+from cloudserve.waiting import Backoff, wait_until
 from cloudserve_adapters.aws import naming, sdk
-from cloudserve_adapters.aws.config import AwsConfig
+from cloudserve_adapters.aws.config import AwsConfig, AwsTimeouts
+
+T = TypeVar("T")
+
+#: how long a new EndpointConfig may stay invisible to CreateEndpoint/UpdateEndpoint
+CONFIG_VISIBLE_WAIT_S = 120.0
 
 
 def _tags(config: AwsConfig, extra: dict[str, str]) -> list[dict[str, str]]:
@@ -77,20 +85,111 @@ def create_config(
     return response["EndpointConfigArn"]
 
 
-def create_endpoint(
-    sm: Any, config: AwsConfig, *, endpoint: str, model: str, version: str, tags: dict[str, str]
+def create_composed_config(
+    sm: Any, config: AwsConfig, *, name: str, model: str, variants: list[dict[str, Any]]
 ) -> str:
-    """CreateEndpoint serving ``version``; its default history starts with that version."""
-    extra = {**tags, naming.TAG_MODEL: model, naming.TAG_HISTORY: version}
+    """CreateEndpointConfig with the given production variants (a split or a resized fleet)."""
     try:
-        response = sm.create_endpoint(
-            EndpointName=endpoint,
-            EndpointConfigName=naming.resource_name(model, version),
-            Tags=_tags(config, extra),
+        response = sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=variants,
+            Tags=_tags(config, {naming.TAG_MODEL: model}),
         )
     except sdk.errors() as e:
-        raise sdk.translate(e, f"creating endpoint {endpoint}") from e
+        raise sdk.translate(e, f"creating endpoint config {name}") from e
+    return response["EndpointConfigArn"]
+
+
+def _config_not_visible(e: BaseException) -> bool:
+    message = sdk.error_message(e).lower()
+    return sdk.error_code(e) in {"ValidationException", "ValidationError"} and (
+        "could not find endpoint configuration" in message
+        or "could not find endpoint_config" in message
+    )
+
+
+def when_config_visible(
+    call: Callable[[], T], doing: str, timeouts: AwsTimeouts, progress: Progress
+) -> T:
+    """Run ``call`` (CreateEndpoint or UpdateEndpoint naming a config just created), retrying
+    while SageMaker answers that the config does not exist: its reads are eventually
+    consistent, and the API reference recommends retrying.
+
+    Raises:
+        ProviderError: another refusal, or the config stayed invisible (translated).
+        DeployTimeout: still invisible after CONFIG_VISIBLE_WAIT_S seconds.
+    """
+    outcome: list[T] = []
+
+    def attempt() -> bool:
+        try:
+            outcome.append(call())
+            return True
+        except sdk.errors() as e:
+            if _config_not_visible(e):
+                return False
+            raise sdk.translate(e, doing) from e
+
+    wait_until(
+        attempt,
+        settled=bool,
+        label=doing,
+        timeout=CONFIG_VISIBLE_WAIT_S,
+        progress=progress,
+        describe=lambda ok: "accepted" if ok else "endpoint config not visible yet, retrying",
+        backoff=Backoff(timeouts.poll_initial_s, timeouts.poll_max_s),
+        provider=sdk.PROVIDER,
+    )
+    return outcome[0]
+
+
+def create_endpoint(
+    sm: Any,
+    config: AwsConfig,
+    *,
+    endpoint: str,
+    config_name: str,
+    model: str,
+    history: str,
+    tags: dict[str, str],
+    progress: Progress,
+) -> str:
+    """CreateEndpoint on ``config_name``, tagged as cloudserve's for ``model`` and with its
+    default history; retried while the config is not visible yet.
+
+    Raises:
+        ProviderError: SageMaker refused (e.g. the name is in use).
+    """
+    extra = {**tags, naming.TAG_MODEL: model, naming.TAG_HISTORY: history}
+    response = when_config_visible(
+        lambda: sm.create_endpoint(
+            EndpointName=endpoint, EndpointConfigName=config_name, Tags=_tags(config, extra)
+        ),
+        f"creating endpoint {endpoint}",
+        config.timeouts,
+        progress,
+    )
     return response["EndpointArn"]
+
+
+def delete_composed_configs(sm: Any, model: str) -> list[str]:
+    """Delete every composed config of ``model`` (``<model>-e<digest>`` tagged as its)."""
+    removed = []
+    try:
+        pages = sm.get_paginator("list_endpoint_configs").paginate(NameContains=f"{model}-e")
+        names = [
+            c["EndpointConfigName"]
+            for page in pages
+            for c in page.get("EndpointConfigs", [])
+            if naming.is_composed_config(model, c["EndpointConfigName"])
+        ]
+        for name in names:
+            sm.delete_endpoint_config(EndpointConfigName=name)
+            removed.append(f"sagemaker endpoint-config {name}")
+    except sdk.errors() as e:
+        if not sdk.is_missing(e):
+            raise sdk.translate(e, f"deleting the composed endpoint configs of {model}") from e
+    return removed
 
 
 def delete_version(sm: Any, model: str, version: str) -> list[str]:

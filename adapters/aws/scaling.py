@@ -3,11 +3,13 @@ policy on ``SageMakerVariantInvocationsPerInstance``.
 
 A switch of the default version changes the serving variant, so the adapter deregisters the
 old variant's scalable target before UpdateEndpoint (an update that changes the instance
-type of an autoscaled variant fails) and registers the new variant's once it serves.
+type of an autoscaled variant fails) and registers the new variant's once it serves. A
+redeploy with other bounds or another target re-registers (both calls update in place).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cloudserve_adapters.aws import sdk
@@ -27,18 +29,25 @@ def policy_name(endpoint: str, variant: str) -> str:
     return f"cloudserve-{endpoint}-{variant}-invocations"
 
 
-def register(
-    aas: Any, endpoint: str, variant: str, *, minimum: int, maximum: int, target: float
-) -> str:
-    """Register the variant's instance count for autoscaling; idempotent. Returns its id."""
+@dataclass(frozen=True)
+class Settings:
+    """A variant's autoscaling: instance bounds and the invocations-per-instance target."""
+
+    minimum: int
+    maximum: int
+    target: float
+
+
+def register(aas: Any, endpoint: str, variant: str, settings: Settings) -> str:
+    """Register (or update) the variant's autoscaling; idempotent. Returns its id."""
     rid = resource_id(endpoint, variant)
     try:
         aas.register_scalable_target(
             ServiceNamespace=NAMESPACE,
             ResourceId=rid,
             ScalableDimension=DIMENSION,
-            MinCapacity=minimum,
-            MaxCapacity=maximum,
+            MinCapacity=settings.minimum,
+            MaxCapacity=settings.maximum,
         )
         aas.put_scaling_policy(
             PolicyName=policy_name(endpoint, variant),
@@ -47,7 +56,7 @@ def register(
             ScalableDimension=DIMENSION,
             PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration={
-                "TargetValue": float(target),
+                "TargetValue": float(settings.target),
                 "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC},
             },
         )
@@ -66,6 +75,32 @@ def registered(aas: Any, endpoint: str, variant: str) -> bool:
     except sdk.errors() as e:
         raise sdk.translate(e, f"reading autoscaling of {rid}") from e
     return bool(found.get("ScalableTargets"))
+
+
+def current(aas: Any, endpoint: str, variant: str) -> Settings | None:
+    """The variant's registered autoscaling (bounds, and cloudserve's policy target: 0 when
+    the policy is missing); None when it has no scalable target."""
+    rid = resource_id(endpoint, variant)
+    try:
+        targets = aas.describe_scalable_targets(
+            ServiceNamespace=NAMESPACE, ResourceIds=[rid], ScalableDimension=DIMENSION
+        ).get("ScalableTargets", [])
+        if not targets:
+            return None
+        policies = aas.describe_scaling_policies(
+            ServiceNamespace=NAMESPACE,
+            ResourceId=rid,
+            ScalableDimension=DIMENSION,
+            PolicyNames=[policy_name(endpoint, variant)],
+        ).get("ScalingPolicies", [])
+    except sdk.errors() as e:
+        raise sdk.translate(e, f"reading autoscaling of {rid}") from e
+    tracking = policies[0].get("TargetTrackingScalingPolicyConfiguration", {}) if policies else {}
+    return Settings(
+        minimum=int(targets[0]["MinCapacity"]),
+        maximum=int(targets[0]["MaxCapacity"]),
+        target=float(tracking.get("TargetValue", 0.0)),
+    )
 
 
 def deregister(aas: Any, endpoint: str, variant: str) -> bool:

@@ -51,7 +51,7 @@ def botocore_module(name: str) -> Any:
 
 
 class AwsClients:
-    """Builds and caches the four boto3 clients the adapter uses.
+    """Builds and caches the boto3 clients the adapter uses.
 
     Args:
         session: a ``boto3.Session`` (credentials, profile); None builds a default one.
@@ -77,10 +77,10 @@ class AwsClients:
     def session(self) -> Any:
         return self._session or import_boto3().Session(region_name=self.region)
 
-    def _client(self, service: str, **config: Any) -> Any:
+    def _client(self, service: str, *, attempts: int = 6, **config: Any) -> Any:
         if service not in self._cache:
             botocore_config = botocore_module("config").Config(
-                retries={"max_attempts": 5, "mode": "standard"}, **config
+                retries={"total_max_attempts": attempts, "mode": "standard"}, **config
             )
             self._cache[service] = self.session.client(
                 service,
@@ -99,11 +99,18 @@ class AwsClients:
         return self._client("sagemaker")
 
     def runtime(self) -> Any:
-        """The sagemaker-runtime client (InvokeEndpoint) with the long read timeout.
+        """The sagemaker-runtime client (InvokeEndpoint) with the long read timeout and no
+        automatic retries.
 
         Containers must answer within 60 s; botocore's docs ask for a 70 s socket timeout.
+        InvokeEndpoint is not idempotent (a model may act on a request it never answered),
+        and botocore's retry modes retry read timeouts: one attempt, the caller decides.
         """
-        return self._client("sagemaker-runtime", read_timeout=self.read_timeout)
+        return self._client("sagemaker-runtime", attempts=1, read_timeout=self.read_timeout)
+
+    def logs(self) -> Any:
+        """The CloudWatch Logs client (the serving containers' logs)."""
+        return self._client("logs")
 
     def autoscaling(self) -> Any:
         """The Application Auto Scaling client."""

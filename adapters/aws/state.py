@@ -7,24 +7,42 @@ current config, and the history of defaults (for rollback) is an endpoint tag.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cloudserve.limits import limit
 from cloudserve_adapters.aws import naming, sdk
 
+#: the one endpoint status in which SageMaker accepts nothing but DeleteEndpoint
+FAILED = "Failed"
+
 
 @dataclass(frozen=True)
 class EndpointState:
-    """One DescribeEndpoint, interpreted for ``model``."""
+    """One DescribeEndpoint, interpreted for ``model``.
+
+    ``traffic`` maps each version with a production variant to its percent of the requests
+    that name no variant; ``serving`` (the default) is the version with the most of it.
+    ``capacity`` is the desired instance count of each version's variant (real-time only).
+    ``owned`` is False for an endpoint of that name that cloudserve did not create for
+    ``model`` (it has no ``cloudserve:model`` tag naming it).
+    """
 
     name: str
     arn: str
     status: str
     config_name: str
-    serving: str | None  # the version whose config the endpoint runs; None if not ours
+    serving: str | None  # the default version; None if the endpoint serves no version of ours
     history: tuple[str, ...] = ()  # defaults so far, oldest first, ending with ``serving``
     failure_reason: str = ""
+    traffic: dict[str, int] = field(default_factory=dict)
+    capacity: dict[str, int] = field(default_factory=dict)
+    owned: bool = True
+
+    @property
+    def failed(self) -> bool:
+        """True when SageMaker allows only DeleteEndpoint (status Failed)."""
+        return self.status == FAILED
 
 
 def _call(what: str, fn: Any, **kwargs: Any) -> Any:
@@ -79,17 +97,41 @@ def read_endpoint(sm: Any, name: str, model: str) -> EndpointState | None:
     if description is None:
         return None
     config = description.get("EndpointConfigName", "")
-    serving = naming.version_of(model, config)
-    recorded = tags(sm, description["EndpointArn"]).get(naming.TAG_HISTORY, "")
+    traffic, capacity = _variants(description.get("ProductionVariants") or [])
+    serving = max(traffic, key=lambda v: (traffic[v], naming.version_sort_key(v)), default=None)
+    if serving is None:
+        serving = naming.version_of(model, config)
+    found = tags(sm, description["EndpointArn"])
     return EndpointState(
         name=name,
         arn=description["EndpointArn"],
         status=description.get("EndpointStatus", ""),
         config_name=config,
         serving=serving,
-        history=_parse_history(recorded, serving),
+        history=_parse_history(found.get(naming.TAG_HISTORY, ""), serving),
         failure_reason=description.get("FailureReason") or "",
+        traffic=traffic,
+        capacity=capacity,
+        owned=found.get(naming.TAG_MODEL) == model,
     )
+
+
+def _variants(variants: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """(percent of traffic, desired instance count) per version from DescribeEndpoint's
+    ProductionVariants; variants not named ``v<N>`` are not cloudserve's and are left out."""
+    weights: dict[str, float] = {}
+    capacity: dict[str, int] = {}
+    for variant in variants:
+        version = naming.version_of_variant(variant.get("VariantName", ""))
+        if version is None:
+            continue
+        weights[version] = float(variant.get("DesiredWeight", variant.get("CurrentWeight", 0.0)))
+        count = variant.get("DesiredInstanceCount", variant.get("CurrentInstanceCount"))
+        if count is not None:
+            capacity[version] = int(count)
+    total = sum(weights.values())
+    traffic = {v: round(100 * w / total) if total else 0 for v, w in weights.items()}
+    return traffic, capacity
 
 
 def encode_history(history: list[str] | tuple[str, ...]) -> str:

@@ -16,18 +16,45 @@ from cloudserve_adapters.aws.packaging import Artifact
 MIB = 1024 * 1024
 
 
-def ensure_bucket(s3: Any, bucket: str, region: str, *, create: bool) -> bool:
-    """Make sure ``bucket`` exists; returns True if this call created it.
+def bucket_region(s3: Any, bucket: str) -> str | None:
+    """The region ``bucket`` lives in ("" when S3 does not say); None when it does not exist.
+    Read-only (HeadBucket)."""
+    try:
+        head = s3.head_bucket(Bucket=bucket)
+    except sdk.errors() as e:
+        if sdk.is_missing(e):
+            return None
+        raise sdk.translate(e, f"checking bucket {bucket}") from e
+    headers = head.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(head.get("BucketRegion") or headers.get("x-amz-bucket-region") or "")
+
+
+def require_region(bucket: str, found: str | None, region: str) -> None:
+    """SageMaker reads ModelDataUrl only from a bucket in the endpoint's own region.
 
     Raises:
-        ConfigError: the bucket does not exist and ``create`` is false.
+        ConfigError: the bucket is in another region.
     """
-    try:
-        s3.head_bucket(Bucket=bucket)
+    if found and found != region:
+        raise ConfigError(
+            f"S3 bucket '{bucket}' is in {found}, but the endpoint is in {region}: SageMaker "
+            "reads model.tar.gz only from a bucket in the endpoint's region",
+            hint=f"use a bucket in {region} (targets.aws.bucket), or deploy to region: {found}",
+            provider="aws",
+        )
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str, *, create: bool) -> bool:
+    """Make sure ``bucket`` exists in ``region``; returns True if this call created it.
+
+    Raises:
+        ConfigError: the bucket is in another region, or it does not exist and ``create``
+            is false.
+    """
+    found = bucket_region(s3, bucket)
+    if found is not None:
+        require_region(bucket, found, region)
         return False
-    except sdk.errors() as e:
-        if not sdk.is_missing(e):
-            raise sdk.translate(e, f"checking bucket {bucket}") from e
     if not create:
         raise ConfigError(
             f"S3 bucket '{bucket}' does not exist",
@@ -42,17 +69,6 @@ def ensure_bucket(s3: Any, bucket: str, region: str, *, create: bool) -> bool:
     except sdk.errors() as e:
         raise sdk.translate(e, f"creating bucket {bucket}") from e
     return True
-
-
-def bucket_exists(s3: Any, bucket: str) -> bool:
-    """True when ``bucket`` exists (read-only)."""
-    try:
-        s3.head_bucket(Bucket=bucket)
-        return True
-    except sdk.errors() as e:
-        if sdk.is_missing(e):
-            return False
-        raise sdk.translate(e, f"checking bucket {bucket}") from e
 
 
 def stored_digest(s3: Any, bucket: str, key: str) -> str | None:

@@ -28,14 +28,14 @@ import pytest
 
 from cloudserve.errors import (
     ConfigError,
-    DeployTimeout,
     NotFound,
     NotSupported,
     PreflightError,
     ProviderError,
 )
 from cloudserve.records import DeploySpec, ExportInfo
-from cloudserve_adapters.aws import images, naming, packaging, waiters
+from cloudserve.waiting import Interrupted
+from cloudserve_adapters.aws import images, naming, packaging
 from cloudserve_adapters.aws.adapter import SageMakerAdapter
 from cloudserve_adapters.aws.config import AwsConfig, AwsTimeouts, ServerlessSettings
 from tests.adapters.aws_harness import Harness
@@ -217,7 +217,7 @@ def test_missing_bucket_is_an_error_unless_create_bucket(make_adapter, export_v1
 
 def test_ctrl_c_during_upload_then_rerun_resumes(make_adapter, export_v1) -> None:
     adapter = make_adapter(progress=Recorder(interrupt_on="transfer"))
-    with pytest.raises(waiters.Interrupted) as caught:
+    with pytest.raises(Interrupted) as caught:
         adapter.deploy(spec(export_v1, "1"), export_v1)
     assert "idempotent" in caught.value.hint and caught.value.exit_code == 130
     assert adapter.clients.sagemaker().list_models()["Models"] == []
@@ -318,7 +318,7 @@ def test_set_default_updates_the_endpoint_and_history_survives_runs(
     assert predictions(fresh.predict(MODEL, PAYLOAD)) == [[2.5]]
 
 
-@pytest.mark.parametrize("mode", ["rollback", "failed", "error"])
+@pytest.mark.parametrize("mode", ["rollback", "error"])
 def test_failed_update_leaves_the_old_default_serving(
     make_adapter, moto, export_v1, export_v2, mode
 ) -> None:
@@ -332,8 +332,52 @@ def test_failed_update_leaves_the_old_default_serving(
     assert endpoint_history(adapter) == "1"
     targets = adapter.clients.autoscaling().describe_scalable_targets(ServiceNamespace="sagemaker")
     assert [t["ResourceId"] for t in targets["ScalableTargets"]] == [f"endpoint/{MODEL}/variant/v1"]
-    if mode != "failed":  # a Failed endpoint serves nothing on AWS either
-        assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
+    assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
+
+
+def test_update_that_leaves_the_endpoint_failed_says_so_then_recovers(
+    make_adapter, moto, export_v1, export_v2
+) -> None:
+    """Defect 6: a Failed endpoint serves nothing and accepts only DeleteEndpoint."""
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    moto.fail_next_update("failed")
+    with pytest.raises(ProviderError, match="is Failed .* serves nothing") as caught:
+        adapter.set_default(MODEL, "2")
+    assert "still serving" not in caught.value.message
+    assert "run the command again" in caught.value.hint
+    record = adapter.set_default(MODEL, "2")  # delete + create: nothing served anyway
+    assert record.is_default and record.state == "AVAILABLE"
+    assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[3.0]]
+    assert endpoint_history(adapter) == "1/2"
+    assert adapter.rollback(MODEL).version == "1"
+
+
+def test_failed_endpoint_creation_is_replaced_by_the_next_deploy(
+    make_adapter, moto, export_v1
+) -> None:
+    adapter = make_adapter()
+    moto.fail_next_create()
+    with pytest.raises(ProviderError, match="is Failed"):
+        adapter.deploy(spec(export_v1, "1"), export_v1)
+    [record] = adapter.list_versions(MODEL)
+    assert record.state == "FAILED"
+    calls = count_calls(adapter.clients.sagemaker())
+    again = adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert again.is_default and again.state == "AVAILABLE" and "was Failed" in again.message
+    assert calls["DeleteEndpoint"] == 1 and calls["CreateEndpoint"] == 1
+    assert calls["UpdateEndpoint"] == 0  # SageMaker would refuse it on a Failed endpoint
+    assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
+
+
+def test_delete_removes_a_failed_endpoint(make_adapter, moto, export_v1) -> None:
+    adapter = make_adapter()
+    moto.fail_next_create()
+    with pytest.raises(ProviderError):
+        adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert f"sagemaker endpoint {MODEL}" in adapter.delete(MODEL)
+    assert adapter.clients.sagemaker().list_endpoints()["Endpoints"] == []
 
 
 def test_failed_switch_during_deploy_then_rerun(make_adapter, moto, export_v1, export_v2):
@@ -351,7 +395,7 @@ def test_ctrl_c_while_waiting_for_the_update_then_rerun(make_adapter, export_v1,
     adapter = make_adapter(progress=Recorder(interrupt_on="updating endpoint"))
     adapter.deploy(spec(export_v1, "1"), export_v1)
     adapter.deploy(spec(export_v2, "2"), export_v2)
-    with pytest.raises(waiters.Interrupted) as caught:
+    with pytest.raises(Interrupted) as caught:
         adapter.set_default(MODEL, "2")
     assert "re-run" in caught.value.hint
     record = adapter.set_default(MODEL, "2")
@@ -396,7 +440,7 @@ def test_predict_names_only_the_default_version(make_adapter, export_v1, export_
     adapter.deploy(spec(export_v1, "1"), export_v1)
     adapter.deploy(spec(export_v2, "2"), export_v2)
     assert predictions(adapter.predict(MODEL, PAYLOAD, version="1")) == [[2.5]]
-    with pytest.raises(NotSupported, match="serves only its default"):
+    with pytest.raises(NotSupported, match="no variant for v2"):
         adapter.predict(MODEL, PAYLOAD, version="2")
 
 
@@ -595,28 +639,6 @@ def test_image_uris_per_region_and_processor() -> None:
     assert images.processor("ml.g4dn.xlarge") == "gpu" and images.processor("ml.c5.large") == "cpu"
     assert images.resolve((2, 17), "us-east-1", "cpu").tf_version == "2.18.0"
     assert images.resolve((2, 20), "us-east-1", "cpu") is None
-
-
-def test_wait_times_out_with_a_resume_hint() -> None:
-    now = [0.0]
-
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    progress = Recorder()
-    with pytest.raises(DeployTimeout, match="still Creating") as caught:
-        waiters.wait_for_endpoint(
-            lambda: {"EndpointStatus": "Creating"},
-            label="creating endpoint e",
-            timeout=100,
-            progress=progress,
-            poll_initial=1,
-            poll_max=8,
-            clock=lambda: now[0],
-            sleep=sleep,
-        )
-    assert "idempotent" in caught.value.hint and now[0] == pytest.approx(100)
-    assert progress.statuses == ["creating endpoint e: Creating"]
 
 
 def test_import_without_boto3_then_use_says_how_to_install() -> None:
