@@ -19,6 +19,7 @@ _BUILTIN: dict[str, str] = {
     "local": "cloudserve_adapters.local.adapter:LocalAdapter",
     "aws": "cloudserve_adapters.aws.adapter:SageMakerAdapter",
     "gcp": "cloudserve_adapters.gcp.adapter:VertexAdapter",
+    "azure": "cloudserve_adapters.azure.adapter:AzureMLAdapter",
 }
 
 ALIASES = MappingProxyType(
@@ -28,10 +29,6 @@ ALIASES = MappingProxyType(
 #: names users try that cloudserve knows about but does not deploy to, with the reason
 _RETIRED_OR_MISSING = MappingProxyType(
     {
-        "azure": (
-            "the Azure Machine Learning target is not built yet",
-            "deploy with --target local (the cloudserve runtime) or aws/gcp meanwhile",
-        ),
         "ml-v1": (
             "Legacy AI Platform Prediction (ml v1) was shut down on 2025-01-31; its models "
             "and versions no longer exist",

@@ -102,7 +102,7 @@ def test_init_then_check_local(tmp_path: Path, testdata: Path):
 @pytest.mark.parametrize(
     ("args", "code"),
     [
-        (["--target", "azure", "status", "-m", "m"], 7),
+        (["--target", "azure", "status", "-m", "m"], 3),  # workspace settings missing
         (["--target", "ml-v1", "status", "-m", "m"], 7),
         (["--target", "heroku", "status", "-m", "m"], 2),
         (["deploy", "--bogus"], 2),

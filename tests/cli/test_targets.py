@@ -41,8 +41,7 @@ def test_plugin_whose_module_is_missing(site: Path, cli):
     assert row["installed"] is False and "not installed" in row["error"]
 
 
-# ids avoid the word "azure": the root conftest skips tests with that keyword (smoke tests)
-@pytest.mark.parametrize("name", ["azure", "ml-v1", "ai-platform"], ids=["az", "mlv1", "aip"])
+@pytest.mark.parametrize("name", ["ml-v1", "ai-platform"], ids=["mlv1", "aip"])
 def test_not_supported_targets_exit_7(name: str, cli, isolated):
     data = cli.json("--target", name, "status", "--model", "m", code=7)
     assert data["error"]["kind"] == "not_supported" and data["error"]["hint"]

@@ -171,8 +171,6 @@ def test_set_through_a_scalar_is_an_error():
 
 
 def test_retired_and_unknown_targets():
-    with pytest.raises(NotSupported):
-        _ = load(None, target="azure").target
     with pytest.raises(NotSupported, match="shut down"):
         _ = load(None, target="ml-v1").target
     with pytest.raises(ConfigError, match="unknown target"):

@@ -1,0 +1,1 @@
+"""The ``azure`` target: Azure Machine Learning managed online endpoints (``azure-ai-ml``)."""
