@@ -17,6 +17,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from cloudserve_runtime import limits
+
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n"}
@@ -58,7 +60,10 @@ def build_arg_parser(prog: str = "cloudserve_runtime") -> argparse.ArgumentParse
 
     flag("port", int, 8500, "gRPC port (0 disables gRPC)")
     flag("rest_api_port", int, 8501, "REST port (0 disables REST); must differ from --port")
-    flag("host", str, "0.0.0.0", "address both servers bind to")
+    parser.add_argument(
+        "--bind_address", "--host", dest="host", default="0.0.0.0",
+        help="address both servers bind to (0.0.0.0: every interface; 127.0.0.1: this machine)",
+    )
     flag("rest_api_timeout_in_ms", int, 30000, "REST model-run timeout; exceeding it gives 504")
     flag("rest_api_enable_cors_support", bool, False, "add CORS headers to REST responses")
     flag("rest_api_max_body_bytes", int, DEFAULT_MAX_BODY_BYTES,
@@ -87,6 +92,31 @@ def build_arg_parser(prog: str = "cloudserve_runtime") -> argparse.ArgumentParse
     flag("max_num_load_retries", int, 5, "retries of a failed version load")
     flag("load_retry_interval_micros", int, 60_000_000, "pause between load retries")
     flag("grpc_max_threads", int, 0, "gRPC worker threads (0: 4 x #CPUs)")
+    # Access control and resource limits (cloudserve_runtime.limits; runtime_image/README.md).
+    flag("ssl_config_file", str, "",
+         "text-format SSLConfig (server_key, server_cert, custom_ca, client_verify): TLS for "
+         "gRPC and REST")
+    flag("auth_token_file", str, "",
+         "file holding a bearer token every REST (Authorization: Bearer) and gRPC "
+         "(authorization metadata) request must carry; health routes stay open")
+    flag("rest_api_max_header_count", int, limits.DEFAULT_MAX_HEADER_COUNT,
+         "most request header lines; more get 431")
+    flag("rest_api_max_header_bytes", int, limits.DEFAULT_MAX_HEADER_BYTES,
+         "most bytes of request line plus headers; more get 431")
+    flag("rest_api_header_timeout_in_ms", int, limits.DEFAULT_HEADER_TIMEOUT_MS,
+         "a request's headers must arrive within this; else 408")
+    flag("rest_api_body_timeout_in_ms", int, limits.DEFAULT_BODY_TIMEOUT_MS,
+         "a request's body must arrive within this after its headers; else 408")
+    flag("rest_api_idle_timeout_in_ms", int, limits.DEFAULT_IDLE_TIMEOUT_MS,
+         "close keep-alive connections idle this long")
+    flag("rest_api_max_connections", int, 0,
+         "most open REST connections, more get 503 (0: open-files limit - 256)")
+    flag("rest_api_max_pipelined_requests", int, limits.DEFAULT_MAX_PIPELINED,
+         "requests queued per connection before the server stops reading it")
+    flag("grpc_max_tensor_bytes", int, limits.DEFAULT_MAX_TENSOR_BYTES,
+         "largest tensor a gRPC request may expand to from a shape with fewer values")
+    flag("reload_config_timeout_in_ms", int, limits.DEFAULT_RELOAD_TIMEOUT_MS,
+         "longest HandleReloadConfigRequest waits for the models to load")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
     return parser
 
@@ -119,6 +149,17 @@ class ServerOptions:
     max_num_load_retries: int
     load_retry_interval_micros: int
     grpc_max_threads: int
+    ssl_config_file: str
+    auth_token_file: str
+    rest_api_max_header_count: int
+    rest_api_max_header_bytes: int
+    rest_api_header_timeout_in_ms: int
+    rest_api_body_timeout_in_ms: int
+    rest_api_idle_timeout_in_ms: int
+    rest_api_max_connections: int
+    rest_api_max_pipelined_requests: int
+    grpc_max_tensor_bytes: int
+    reload_config_timeout_in_ms: int
     version: bool
 
 
@@ -180,10 +221,15 @@ def _validate(options: ServerOptions) -> None:
         route = getattr(options, name)
         if route and not route.startswith("/"):
             raise FlagError(f"--{name}={route} must start with /")
-    for name in ("rest_api_timeout_in_ms", "rest_api_max_body_bytes"):
+    for name in ("rest_api_timeout_in_ms", "rest_api_max_body_bytes", "rest_api_max_header_count",
+                 "rest_api_max_header_bytes", "rest_api_header_timeout_in_ms",
+                 "rest_api_body_timeout_in_ms", "rest_api_idle_timeout_in_ms",
+                 "rest_api_max_pipelined_requests", "grpc_max_tensor_bytes",
+                 "reload_config_timeout_in_ms"):
         if getattr(options, name) <= 0:
             raise FlagError(f"--{name} must be positive")
     for name in ("tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism",
-                 "max_num_load_retries", "load_retry_interval_micros", "grpc_max_threads"):
+                 "max_num_load_retries", "load_retry_interval_micros", "grpc_max_threads",
+                 "rest_api_max_connections"):
         if getattr(options, name) < 0:
             raise FlagError(f"--{name} must not be negative")

@@ -8,6 +8,7 @@ the resolved version and signature name. Error messages longer than 1024 charact
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from tensorflow_serving.apis import (
 from cloudserve_runtime import methods
 from cloudserve_runtime.errors import CODE_NUMBERS, ServingError, as_serving_error, invalid_argument
 from cloudserve_runtime.inference import InferenceRunner
+from cloudserve_runtime.limits import ServerLimits, check_tensor_proto
 from cloudserve_runtime.metrics import Metrics
 from cloudserve_runtime.models import ModelManager, ServableHandle
 from cloudserve_runtime.servable import DEFAULT_SIGNATURE
@@ -63,10 +65,14 @@ def _time_left(context: grpc.ServicerContext) -> float | None:
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict, Classify, Regress, MultiInference and GetModelMetadata."""
 
-    def __init__(self, manager: ModelManager, runner: InferenceRunner, metrics: Metrics) -> None:
+    def __init__(
+        self, manager: ModelManager, runner: InferenceRunner, metrics: Metrics,
+        limits: ServerLimits | None = None,
+    ) -> None:
         self._manager = manager
         self._runner = runner
         self._metrics = metrics
+        self._max_tensor_bytes = (limits or ServerLimits()).max_tensor_bytes
 
     def _acquire(self, spec: model_pb2.ModelSpec) -> ServableHandle:
         if not spec.name:
@@ -105,6 +111,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 )
                 methods.check_grpc_inputs(signature, request.inputs)
                 aliases = methods.output_aliases(signature, request.output_filter)
+                for alias, proto in request.inputs.items():
+                    check_tensor_proto(alias, proto, self._max_tensor_bytes)
                 inputs = {alias: to_ndarray(proto) for alias, proto in request.inputs.items()}
                 outputs = self._runner.run_blocking(
                     handle, signature, inputs, aliases, _time_left(context)
@@ -242,10 +250,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    """GetModelStatus and HandleReloadConfigRequest."""
+    """GetModelStatus and HandleReloadConfigRequest.
 
-    def __init__(self, manager: ModelManager) -> None:
+    Reloads run one at a time: a reload arriving while one runs gets UNAVAILABLE at once, so
+    reloads never hold more than one gRPC worker thread (Predict keeps the others). A reload
+    waits for its models at most the call's deadline or ``limits.reload_timeout_s``, whichever
+    is sooner (then DEADLINE_EXCEEDED; the new config stays applied and keeps loading).
+    """
+
+    def __init__(self, manager: ModelManager, limits: ServerLimits | None = None) -> None:
         self._manager = manager
+        self._reload_timeout_s = (limits or ServerLimits()).reload_timeout_s
+        self._reloading = threading.Lock()
 
     def GetModelStatus(
         self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
@@ -275,26 +291,37 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def HandleReloadConfigRequest(
         self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
     ) -> Any:
+        if not self._reloading.acquire(blocking=False):
+            _abort(context, ServingError(
+                "UNAVAILABLE", "Another HandleReloadConfigRequest is in progress; retry later"
+            ))
         try:
             if request.config.WhichOneof("config") != "model_config_list":
                 raise invalid_argument(
                     "ServerModelConfig type not supported by HandleReloadConfigRequest. "
                     "Only ModelConfigList is currently supported"
                 )
-            self._manager.reload(request.config, wait=True, timeout=_time_left(context))
+            left = _time_left(context)
+            timeout = self._reload_timeout_s if left is None else min(left, self._reload_timeout_s)
+            self._manager.reload(request.config, wait=True, timeout=timeout)
         except ServingError as error:
             _abort(context, error)
             raise
+        finally:
+            self._reloading.release()
         return model_management_pb2.ReloadConfigResponse(
             status=status_pb2.StatusProto(error_code=0)
         )
 
 
 def add_services(
-    server: grpc.Server, manager: ModelManager, runner: InferenceRunner, metrics: Metrics
+    server: grpc.Server, manager: ModelManager, runner: InferenceRunner, metrics: Metrics,
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Registers both services on ``server``."""
+    """Registers both services on ``server`` (``limits``: default :class:`ServerLimits`)."""
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(manager, runner, metrics), server
+        PredictionService(manager, runner, metrics, limits), server
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelService(manager, limits), server
+    )

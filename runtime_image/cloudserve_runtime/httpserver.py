@@ -7,7 +7,7 @@ write. Behaviour:
 
 * Keep-alive per ``parser.should_keep_alive()`` (HTTP/1.0 closes unless it asks for
   keep-alive; ``Connection: close`` closes after the response). Idle connections close after
-  :data:`KEEP_ALIVE_S`.
+  the limits' ``idle_timeout_s``.
 * Content-Length and chunked request bodies (the parser de-chunks); pipelined requests are
   parsed as they arrive and answered one at a time, in order.
 * ``Expect: 100-continue`` gets ``100 Continue`` when the app first asks for the body; if the app
@@ -25,6 +25,13 @@ write. Behaviour:
   handler, whose ``(status, body)`` is written with the object's constant headers. Everything
   else (other paths, chunked, ``Expect: 100-continue`` or ``Upgrade`` requests) takes the ASGI
   path.
+* Limits (:class:`cloudserve_runtime.limits.ServerLimits`): more header lines or bytes than
+  allowed get 431; a head or body that does not arrive in time gets 408; connections beyond the
+  cap get 503; a client that pipelines without reading its responses is not read from while
+  ``max_pipelined`` requests wait or the transport's write buffer is full. Closed connections
+  drop their parser and queued requests at once (no reference cycle waits for the collector).
+* With an ``authorize`` callable, a request whose headers it rejects never takes a fast route:
+  the app (wrapped by :mod:`cloudserve_runtime.access`) answers it.
 * :meth:`HttpServer.shutdown` stops accepting, closes idle connections, lets in-flight requests
   finish (their connections close after the response) and force-closes what is left after the
   grace period.
@@ -36,6 +43,7 @@ import asyncio
 import email.utils
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -45,15 +53,17 @@ from urllib.parse import unquote
 
 import httptools
 
-__all__ = ["FastHandler", "FastRoutes", "HttpServer", "KEEP_ALIVE_S"]
+from cloudserve_runtime.limits import ServerLimits
+
+__all__ = ["FastHandler", "FastRoutes", "HttpServer"]
 
 log = logging.getLogger(__name__)
 
-KEEP_ALIVE_S = 5.0
-"""Idle keep-alive connections are closed after this many seconds."""
-
 _HIGH_WATER = 1 << 20
 _SWEEP_S = 1.0
+_PIPELINE_SLICE = 4096
+"""While requests are queued, input is parsed this many bytes at a time, so that reading can
+stop between requests (see ``_Connection._feed``)."""
 
 App = Callable[
     [dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
@@ -81,6 +91,7 @@ _STATUS_LINES = {
     for status in HTTPStatus
 }
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_TOO_MANY_CONNECTIONS = b"Too many connections"
 _DISCONNECT = {"type": "http.disconnect"}
 _EMPTY_BODY = {"type": "http.request", "body": b"", "more_body": False}
 
@@ -137,11 +148,24 @@ class _Request:
                 waiter.set_result(None)
 
 
+class _LimitExceeded(Exception):
+    """Raised from a parser callback to stop parsing a request over a limit."""
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: parses requests and runs the app for each, in order."""
 
     def __init__(self, server: HttpServer) -> None:
         self._server = server
+        self._limits = server.limits
+        self._head_bytes = 0
+        self._head_started = 0.0
+        self._header_count = 0
+        self._head_parsed = 0
+        self._in_head = True
+        self._body_started = 0.0
+        self._backlog = b""
+        self._feeding = False
         self._loop = server.loop
         self._app = server.app
         self._fast_routes = server.fast_routes
@@ -165,6 +189,11 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        if len(self._server.connections) >= self._limits.max_connections:
+            self._closed = True
+            transport.write(_plain_response(503, _TOO_MANY_CONNECTIONS))  # type: ignore[attr-defined]
+            transport.close()
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -186,26 +215,91 @@ class _Connection(asyncio.Protocol):
                 request.wake()
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
+        # Break the parser <-> protocol cycle and drop queued input now, not at the next full
+        # collection (the server freezes the collector's old generation after start-up).
+        self._parser = None  # type: ignore[assignment]
+        self._pending.clear()
+        self._backlog = b""
+        self._headers = []
 
     def data_received(self, data: bytes) -> None:
+        if self._backlog:
+            self._backlog += data
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Parses ``data``; while requests are queued, a slice at a time, keeping the rest in
+        the backlog once reading should pause (see :meth:`_update_reading`)."""
+        self._feeding = True
+        try:
+            view = memoryview(data)
+            while view and not self._closed:
+                if not self._can_read():
+                    self._backlog = bytes(view)
+                    return
+                step = len(view) if not self._pending else _PIPELINE_SLICE
+                piece, view = view[:step], view[step:]
+                if self._in_head:
+                    if not self._head_bytes:
+                        self._head_started = time.monotonic()
+                    self._head_bytes += len(piece)
+                self._parse(piece)
+                if self._in_head and self._head_bytes > self._limits.max_header_bytes:
+                    self._reject(431, b"Request Header Fields Too Large")
+        finally:
+            self._feeding = False
+
+    def _parse(self, data: memoryview) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             pass  # answered as plain HTTP/1.1; the connection closes after that response
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _LimitExceeded):
+                self._reject(431, b"Request Header Fields Too Large")
+            else:
+                raise
         except httptools.HttpParserError:
             self._reject(400, b"Invalid HTTP request")
+
+    def _can_read(self) -> bool:
+        parsing = self._parsing
+        return not (
+            self._write_paused or len(self._pending) >= self._limits.max_pipelined
+            or (parsing is not None and parsing.body_wanted and parsing.buffered > _HIGH_WATER)
+        )
+
+    def _update_reading(self) -> None:
+        """Pauses or resumes reading from the socket per :meth:`_can_read`."""
+        if self._closed:
+            return
+        if not self._can_read():
+            if self._reading:
+                self._reading = False
+                self._transport.pause_reading()
+            return
+        if not self._reading:
+            self._reading = True
+            self._body_started = self._head_started = time.monotonic()
+            self._transport.resume_reading()
+        if self._backlog and not self._feeding:
+            backlog, self._backlog = self._backlog, b""
+            self._feed(backlog)
 
     def eof_received(self) -> bool | None:
         return None
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
         self._drain = None
+        self._update_reading()
 
     # httptools callbacks
 
@@ -216,9 +310,19 @@ class _Connection(asyncio.Protocol):
         self._expect = False
 
     def on_url(self, url: bytes) -> None:
+        self._head_parsed += len(url)
+        if self._head_parsed > self._limits.max_header_bytes:
+            raise _LimitExceeded
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._head_parsed += len(name) + len(value) + 4
+        if (
+            self._header_count > self._limits.max_header_count
+            or self._head_parsed > self._limits.max_header_bytes
+        ):
+            raise _LimitExceeded
         name = name.lower()
         self._headers.append((name, value))
         if name == b"content-length":
@@ -228,6 +332,9 @@ class _Connection(asyncio.Protocol):
             self._expect = True
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = self._header_count = self._head_parsed = 0
+        self._body_started = time.monotonic()
         parser = self._parser
         parsed = httptools.parse_url(self._url)
         raw_path = parsed.path
@@ -243,6 +350,9 @@ class _Connection(asyncio.Protocol):
             and length.isdigit()
         ):
             fast = self._fast_routes.fast_route(method, raw_path, int(length))
+            authorize = self._server.authorize
+            if fast is not None and authorize is not None and not authorize(self._headers):
+                fast = None  # the app answers 401
         scope = None
         if fast is None:
             scope = dict(self._base_scope)
@@ -260,6 +370,8 @@ class _Connection(asyncio.Protocol):
             self._start(request)
         else:
             self._pending.append(request)
+            if len(self._pending) >= self._limits.max_pipelined:
+                self._update_reading()
 
     def on_body(self, body: bytes) -> None:
         request = self._parsing
@@ -268,11 +380,11 @@ class _Connection(asyncio.Protocol):
         request.chunks.append(body)
         request.buffered += len(body)
         if request.buffered > _HIGH_WATER and self._reading:
-            self._reading = False
-            self._transport.pause_reading()
+            self._update_reading()
         request.wake()
 
     def on_message_complete(self) -> None:
+        self._in_head = True
         request = self._parsing
         self._parsing = None
         if request is None:
@@ -365,9 +477,8 @@ class _Connection(asyncio.Protocol):
                 body = b"".join(request.chunks) if len(request.chunks) > 1 else request.chunks[0]
                 request.chunks.clear()
                 request.buffered = 0
-                if not self._reading and not self._closed:
-                    self._reading = True
-                    self._transport.resume_reading()
+                if not self._reading:
+                    self._update_reading()
                 return {"type": "http.request", "body": body, "more_body": not request.complete}
             if request.complete:
                 request.body_wanted = False
@@ -453,9 +564,8 @@ class _Connection(asyncio.Protocol):
         request.finished = True
         request.body_wanted = False
         request.chunks.clear()
-        if not self._reading and not self._closed:
-            self._reading = True
-            self._transport.resume_reading()
+        if not self._reading:
+            self._update_reading()
         if not request.keep_alive:
             self._close()
         elif request.complete:
@@ -467,13 +577,20 @@ class _Connection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         if self._pending:
             self._start(self._pending.popleft())
+            if not self._reading or self._backlog:
+                self._update_reading()
         elif self._server.stopping and self._parsing is None:
             self._close()
 
     def _reject(self, status: int, text: bytes) -> None:
         if self._closed:
             return
-        if self._current is None or self._current.finished:
+        current = self._current
+        if current is None or current.finished or (
+            current is self._parsing and not current.started
+        ):  # e.g. a 408 for the request whose body is late
+            if current is not None:
+                current.finished = True
             self._transport.write(_plain_response(status, text))
         self._close()
 
@@ -486,7 +603,20 @@ class _Connection(asyncio.Protocol):
 
     def is_idle(self) -> bool:
         """No request running, queued or partly received."""
-        return self._current is None and self._parsing is None and not self._pending
+        return (
+            self._current is None and self._parsing is None and not self._pending
+            and not self._head_bytes
+        )
+
+    def check_timeouts(self, now: float) -> None:
+        """Answers 408 and closes when a request head or body is overdue (while reading)."""
+        if self._closed or not self._reading:
+            return
+        limits = self._limits
+        if self._head_bytes and now - self._head_started > limits.header_timeout_s:
+            self._reject(408, b"Request Timeout: the request headers did not arrive in time")
+        elif self._parsing is not None and now - self._body_started > limits.body_timeout_s:
+            self._reject(408, b"Request Timeout: the request body did not arrive in time")
 
     def shutdown(self) -> None:
         """Closes the connection now if idle, else after the request in progress is answered."""
@@ -505,9 +635,14 @@ class HttpServer:
 
     def __init__(
         self, app: App, loop: asyncio.AbstractEventLoop | None = None,
-        fast_routes: FastRoutes | None = None,
+        fast_routes: FastRoutes | None = None, limits: ServerLimits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        authorize: Callable[[list[tuple[bytes, bytes]]], bool] | None = None,
     ) -> None:
         self.app = app
+        self.limits = limits or ServerLimits()
+        self.ssl_context = ssl_context
+        self.authorize = authorize
         self.fast_routes = fast_routes
         self.fast_headers = fast_routes.fast_headers if fast_routes is not None else b""
         self.loop = loop or asyncio.get_running_loop()
@@ -522,17 +657,22 @@ class HttpServer:
         self._sweep()
         for sock in sockets:
             server = await self.loop.create_server(
-                lambda: _Connection(self), sock=sock, backlog=2048
+                lambda: _Connection(self), sock=sock, backlog=2048, ssl=self.ssl_context
             )
             self._servers.append(server)
 
     def _sweep(self) -> None:
-        """Refreshes the Date header and closes idle keep-alive connections (every second)."""
+        """Refreshes the Date header, closes idle keep-alive connections and answers overdue
+        requests with 408 (every second)."""
         self.date_header = b"date: %b\r\n" % email.utils.formatdate(usegmt=True).encode()
-        cutoff = time.monotonic() - KEEP_ALIVE_S
+        now = time.monotonic()
+        cutoff = now - self.limits.idle_timeout_s
         for connection in list(self.connections):
-            if connection.is_idle() and connection.idle_since < cutoff:
-                connection.shutdown()
+            if connection.is_idle():
+                if connection.idle_since < cutoff:
+                    connection.shutdown()
+            else:
+                connection.check_timeouts(now)
         self._sweeper = self.loop.call_later(_SWEEP_S, self._sweep)
 
     async def shutdown(self, grace_s: float) -> None:

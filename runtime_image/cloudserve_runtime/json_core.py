@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from cloudserve_runtime.limits import MAX_ECHO_CHARS
+
 HTTP_STATUS: dict[str, int] = {
     "OK": 200,
     "CANCELLED": 499,
@@ -40,6 +42,8 @@ HTTP_STATUS: dict[str, int] = {
 
 INVALID_ARGUMENT = "INVALID_ARGUMENT"
 UNIMPLEMENTED = "UNIMPLEMENTED"
+TRUNCATED = "...TRUNCATED"
+"""Ends an echoed request fragment that was cut at :data:`MAX_ECHO_CHARS` characters."""
 
 
 class RestError(Exception):
@@ -261,37 +265,61 @@ def json_string(data: bytes | str) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def _debug_lines(value: Any, level: int, out: list[str]) -> None:
+class _EchoFull(Exception):
+    """Stops :func:`debug_string` once it has written its cap."""
+
+
+def _put(out: list[str], budget: list[int], text: str) -> None:
+    out.append(text)
+    budget[0] -= len(text)
+    if budget[0] < 0:
+        raise _EchoFull
+
+
+def _debug_lines(value: Any, level: int, out: list[str], budget: list[int]) -> None:
     if type(value) is list or type(value) is dict:
         if not value:
-            out.append("[]" if type(value) is list else "{}")
+            _put(out, budget, "[]" if type(value) is list else "{}")
             return
         inner = "\n" + "    " * (level + 1)
         items = value if type(value) is list else value.items()
-        out.append("[" if type(value) is list else "{")
+        _put(out, budget, "[" if type(value) is list else "{")
         for i, item in enumerate(items):
-            out.append(inner if i == 0 else "," + inner)
+            _put(out, budget, inner if i == 0 else "," + inner)
             if type(value) is dict:
-                out.append(json_string(item[0]) + ": ")
+                _put(out, budget, json_string(item[0]) + ": ")
                 item = item[1]
-            _debug_lines(item, level + 1, out)
-        out.append("\n" + "    " * level + ("]" if type(value) is list else "}"))
+            _debug_lines(item, level + 1, out, budget)
+        _put(out, budget, "\n" + "    " * level + ("]" if type(value) is list else "}"))
     elif type(value) is float:
-        out.append(format_double(value))
+        _put(out, budget, format_double(value))
     elif type(value) is str:
-        out.append(json_string(value))
+        _put(out, budget, json_string(value))
     else:
-        out.append(json.dumps(value))
+        _put(out, budget, json.dumps(value))
 
 
-def debug_string(value: Any) -> str:
-    """TF Serving's ``JsonValueToString``: a 4-space pretty print used inside error texts."""
+def debug_string(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
+    """TF Serving's ``JsonValueToString``: a 4-space pretty print used inside error texts.
+
+    Request values are echoed back in errors, so the text is cut after ``limit`` characters
+    and ends in ``...TRUNCATED`` (a deeply nested value would otherwise print to hundreds of
+    MB); the work done is bounded by the cap as well, not by the size of ``value``.
+    """
     out: list[str] = []
     try:
-        _debug_lines(value, 0, out)
+        _debug_lines(value, 0, out, [limit])
     except RecursionError:
         return "<value nested too deeply to print>"
+    except _EchoFull:
+        return "".join(out)[:limit] + TRUNCATED
     return "".join(out)
+
+
+def echo(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters plus ``...TRUNCATED`` when longer (for request
+    content repeated in an error text)."""
+    return text if len(text) <= limit else text[:limit] + TRUNCATED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +333,7 @@ _TEMPLATES: dict[tuple[str, int], str] = {}
 _F32_SPECS = ("%.1f", "%g", "%.9g")
 _VECTOR_MIN = 48  # below this the per-call numpy overhead outweighs the gain
 _SMALL = 8  # up to this many values are formatted one by one (no template, no split)
+_SLICE_VALUES = 1 << 16  # larger arrays are formatted this many values at a time
 
 
 def _template(spec: str, count: int) -> str:
@@ -376,6 +405,11 @@ def float_tokens(flat: np.ndarray) -> list[str]:
     (float64); ``.0`` appended when the text has neither ``.`` nor ``e``; non-finite values as
     bare ``NaN``, ``Infinity`` and ``-Infinity``.
     """
+    if flat.size > _SLICE_VALUES:  # no single C call (holding the GIL) runs for long
+        tokens: list[str] = []
+        for start in range(0, flat.size, _SLICE_VALUES):
+            tokens += float_tokens(flat[start : start + _SLICE_VALUES])
+        return tokens
     values = flat.tolist()
     single = flat.dtype == np.float32
     if single and len(values) >= _VECTOR_MIN:

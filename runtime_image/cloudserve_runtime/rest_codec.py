@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from .json_core import HTTP_STATUS, RestError, json_string, to_bytes
+from .json_core import HTTP_STATUS, RestError, echo, json_string, to_bytes
 from .json_examples import (
     ExampleRequest,
     encode_classify_response,
@@ -26,6 +26,7 @@ from .json_tensor import (
     parse_predict_request,
     predict_inputs_to_tensors,
 )
+from .limits import MAX_ECHO_CHARS
 
 __all__ = [
     "HTTP_STATUS",
@@ -44,9 +45,15 @@ __all__ = [
 ]
 
 
+MAX_ERROR_CHARS = 8 * MAX_ECHO_CHARS
+"""Longest error message sent; longer ones (a huge key or signature name echoed from the
+request) are cut and end in ``...TRUNCATED``."""
+
+
 def encode_error(message: str) -> bytes:
-    """Error body ``{"error": "<message>"}``, byte-identical to TF Serving's PrettyWriter output."""
-    return to_bytes('{\n    "error": ' + json_string(message) + "\n}")
+    """Error body ``{"error": "<message>"}``, byte-identical to TF Serving's PrettyWriter output
+    up to :data:`MAX_ERROR_CHARS` characters of message."""
+    return to_bytes('{\n    "error": ' + json_string(echo(message, MAX_ERROR_CHARS)) + "\n}")
 
 
 def encode_model_status(versions: list[tuple[int, str, str, str]]) -> bytes:

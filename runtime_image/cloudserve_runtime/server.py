@@ -23,8 +23,10 @@ import tempfile
 import threading
 from collections.abc import Sequence
 
+from cloudserve_runtime import access
 from cloudserve_runtime.flags import FlagError, ServerOptions, build_arg_parser, parse_flags
 from cloudserve_runtime.hosting import HostingError, hosting_argv, stage_saved_model
+from cloudserve_runtime.limits import ServerLimits
 
 __all__ = ["ModelServer", "StartupError", "build_arg_parser", "main"]
 
@@ -73,7 +75,18 @@ class ModelServer:
         from cloudserve_runtime.monitoring_config import prometheus_path
 
         self.options = options
+        self.limits = ServerLimits.from_options(options)
         # Files that need no TensorFlow are checked first, so their errors come fast.
+        self._ssl: access.SslConfig | None = None
+        self._auth: access.BearerAuth | None = None
+        try:
+            if options.ssl_config_file:
+                self._ssl = access.read_ssl_config(options.ssl_config_file)
+                self._rest_ssl_context = access.rest_ssl_context(self._ssl)
+            if options.auth_token_file:
+                self._auth = access.BearerAuth(access.read_token_file(options.auth_token_file))
+        except access.AccessError as exc:
+            raise StartupError(str(exc)) from None
         self._prometheus_path = None
         if options.monitoring_config_file:
             text = _read_text(options.monitoring_config_file, "monitoring config file")
@@ -193,16 +206,20 @@ class ModelServer:
         workers = self.options.grpc_max_threads or 4 * (os.cpu_count() or 1)
         server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+            interceptors=[access.grpc_interceptor(self._auth)] if self._auth else None,
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE),
                 ("grpc.max_send_message_length", _MAX_MESSAGE),
                 ("grpc.so_reuseport", 0),
             ],
         )
-        add_services(server, self.manager, self.runner, self.metrics)
+        add_services(server, self.manager, self.runner, self.metrics, self.limits)
         address = f"{self.options.host}:{self.options.port}"
         try:
-            bound = server.add_insecure_port(address)
+            if self._ssl is not None:
+                bound = server.add_secure_port(address, access.grpc_credentials(self._ssl))
+            else:
+                bound = server.add_insecure_port(address)
         except RuntimeError:
             bound = 0
         if not bound:
@@ -234,7 +251,17 @@ class ModelServer:
         from cloudserve_runtime.httpserver import HttpServer
 
         app = self._build_rest_app()
-        http = HttpServer(app, fast_routes=app)
+        guarded = app
+        if self._auth is not None:
+            open_paths = ["/healthz", "/readyz", "/ping"]
+            if self.options.rest_api_health_route:
+                open_paths.append(self.options.rest_api_health_route)
+            guarded = self._auth.wrap_asgi(app, open_paths)
+        http = HttpServer(
+            guarded, fast_routes=app, limits=self.limits,
+            ssl_context=self._rest_ssl_context if self._ssl is not None else None,
+            authorize=self._auth.accepts_headers if self._auth is not None else None,
+        )
         await http.start([self._rest_socket])
         await self._stop_event.wait()
         await http.shutdown(GRACE_PERIOD_S)
