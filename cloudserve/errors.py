@@ -32,7 +32,8 @@ class CloudserveError(Exception):
 
     Args:
         message: one line saying what went wrong.
-        hint: one line saying what to do about it (optional).
+        hint: one line saying what to do about it; without one the class's
+            ``default_hint`` applies, so an error never comes without a hint.
         provider: the target that raised it, when there is one.
         details: more lines shown below the message, e.g. the serving container's last log
             lines (:meth:`cloudserve.adapter.Adapter.version_logs`).
@@ -40,6 +41,7 @@ class CloudserveError(Exception):
 
     exit_code: int = 1
     kind: str = "error"
+    default_hint: str = "run again with --verbose for details"
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class CloudserveError(Exception):
     ):
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = hint or self.default_hint
         self.provider = provider
         self.details = list(details or [])
 
@@ -72,6 +74,10 @@ class ConfigError(CloudserveError):
 
     exit_code = 2
     kind = "config"
+    default_hint = (
+        "fix the flag or cloudserve.yaml setting named above (`cloudserve init` "
+        "writes a commented cloudserve.yaml)"
+    )
 
 
 class MissingDependency(ConfigError):
@@ -92,6 +98,7 @@ class PreflightError(CloudserveError):
 
     exit_code = 3
     kind = "preflight"
+    default_hint = "fix the errors above, then run `cloudserve check` again; nothing was uploaded"
 
     def __init__(self, message: str, *, findings: list | None = None, **kw):
         super().__init__(message, **kw)
@@ -112,6 +119,7 @@ class ProviderError(CloudserveError):
 
     exit_code = 4
     kind = "provider"
+    default_hint = "the target's own message is above; run again with --verbose for details"
 
     def __init__(
         self, message: str, *, http_status: int | None = None, record: object = None, **kw
@@ -132,6 +140,7 @@ class DeployTimeout(CloudserveError):
 
     exit_code = 5
     kind = "timeout"
+    default_hint = "raise --timeout, or run the same command again: it is idempotent"
 
 
 class CredentialsError(CloudserveError):
@@ -139,6 +148,10 @@ class CredentialsError(CloudserveError):
 
     exit_code = 6
     kind = "credentials"
+    default_hint = (
+        "log in with the target's own tool (aws sso login, gcloud auth "
+        "application-default login, az login) or set its credential variables"
+    )
 
 
 class NotSupported(CloudserveError):
@@ -146,6 +159,7 @@ class NotSupported(CloudserveError):
 
     exit_code = 7
     kind = "not_supported"
+    default_hint = "`cloudserve targets` lists what each target supports"
 
 
 class NotFound(CloudserveError):
@@ -153,3 +167,4 @@ class NotFound(CloudserveError):
 
     exit_code = 8
     kind = "not_found"
+    default_hint = "`cloudserve versions list` and `cloudserve status` show what exists"

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloudserve.errors import ConfigError
-from cloudserve.records import ExportInfo, SignatureInfo, TensorInfo
+from cloudserve.errors import PreflightError
+from cloudserve.records import ExportInfo, Finding, SignatureInfo, TensorInfo
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
@@ -247,6 +247,17 @@ def _numeric(name: str) -> int | None:
     return int(name) if name.isdigit() else None
 
 
+def export_error(finding_id: str, message: str, fix: str) -> PreflightError:
+    """A preflight error (exit 3) with one error finding about the export itself."""
+    return PreflightError(
+        f"preflight failed: {message}",
+        findings=[Finding(finding_id, "error", message, fix=fix)],
+    )
+
+
+KERAS_FIX = "export the Keras model with model.export(DIR) (a SavedModel), then pass DIR"
+
+
 def resolve_export_dir(path: Path) -> tuple[Path, Path | None, int | None]:
     """Find the SavedModel directory for a user-given path.
 
@@ -255,16 +266,28 @@ def resolve_export_dir(path: Path) -> tuple[Path, Path | None, int | None]:
     holding numeric version directories (the highest one that holds a SavedModel wins).
 
     Raises:
-        ConfigError: the path does not exist or holds no SavedModel.
+        PreflightError: the path does not exist or holds no SavedModel (finding
+            ``export.missing``, ``export.keras_file`` or ``export.no_saved_model``).
     """
     path = Path(path).expanduser()
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5") and (path.is_file() or not path.exists()):
+        raise export_error(
+            "export.keras_file",
+            f"{path} is a Keras model file, not a SavedModel: targets serve SavedModels",
+            KERAS_FIX,
+        )
     if not path.exists():
-        raise ConfigError(
+        raise export_error(
+            "export.missing",
             f"export path {path} does not exist",
-            hint="pass the directory that holds saved_model.pb (or its parent version dirs)",
+            "pass the directory that holds saved_model.pb (or its parent version dirs)",
         )
     if not path.is_dir():
-        raise ConfigError(f"export path {path} is not a directory", hint="pass the SavedModel dir")
+        raise export_error(
+            "export.no_saved_model",
+            f"export path {path} is a file, not a SavedModel directory",
+            "pass the directory that holds saved_model.pb",
+        )
     if any((path / f).is_file() for f in SAVED_MODEL_FILES):
         return path, None, _numeric(path.name)
     versions = sorted(
@@ -277,9 +300,14 @@ def resolve_export_dir(path: Path) -> tuple[Path, Path | None, int | None]:
     if versions:
         version, child = versions[-1]
         return child, path, version
-    raise ConfigError(
-        f"no SavedModel in {path}: no saved_model.pb there nor in a numeric version directory",
-        hint="export with tf.saved_model.save(model, DIR) or model.export(DIR), then pass DIR",
+    keras_files = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".keras", ".h5"))
+    raise export_error(
+        "export.no_saved_model",
+        f"no SavedModel in {path}: no saved_model.pb there nor in a numeric version directory"
+        + (f" (it holds Keras file(s): {', '.join(keras_files[:3])})" if keras_files else ""),
+        KERAS_FIX
+        if keras_files
+        else "export with model.export(DIR) (Keras) or tf.saved_model.save(obj, DIR); pass DIR",
     )
 
 
@@ -289,7 +317,8 @@ def inspect(path: str | os.PathLike[str], *, tags: tuple[str, ...] = ("serve",))
     Reads files only; never imports TensorFlow and never changes anything.
 
     Raises:
-        ConfigError: the path holds no readable SavedModel, or no MetaGraph has ``tags``.
+        PreflightError: the path holds no readable SavedModel, or no MetaGraph has ``tags``
+            (one error finding, exit code 3).
     """
     export_dir, base_path, version = resolve_export_dir(Path(path))
     files: list[str] = []
@@ -302,27 +331,31 @@ def inspect(path: str | os.PathLike[str], *, tags: tuple[str, ...] = ("serve",))
     files.sort()
     pb = export_dir / "saved_model.pb"
     if not pb.is_file():
-        raise ConfigError(
+        raise export_error(
+            "export.pbtxt",
             f"{export_dir} holds saved_model.pbtxt; cloudserve inspects only binary SavedModels",
-            hint="re-export with tf.saved_model.save, which writes saved_model.pb",
+            "re-export with model.export(DIR) or tf.saved_model.save, which write saved_model.pb",
         )
     try:
         graphs = parse_saved_model(pb.read_bytes())
     except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{pb} is not a valid SavedModel ({e})", hint="re-export it") from e
+        raise export_error(
+            "export.unreadable", f"{pb} is not a valid SavedModel ({e})", "re-export the model"
+        ) from e
     wanted = set(tags)
     match = next((g for g in graphs if wanted <= set(g[0])), None)
     if match is None:
         found = [list(g[0]) for g in graphs]
-        raise ConfigError(
+        raise export_error(
+            "export.tags",
             f"{pb} has no MetaGraph tagged {sorted(wanted)} (found: {found})",
-            hint="export with the 'serve' tag (tf.saved_model.save does by default)",
+            "export with the 'serve' tag (model.export and tf.saved_model.save do by default)",
         )
     graph_tags, tf_version, signatures, variables = match
     return ExportInfo(
         path=export_dir,
         base_path=base_path,
-        version=version,
+        version=None if version is None else str(version),
         total_bytes=total,
         file_count=len(files),
         files=tuple(files),

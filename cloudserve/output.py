@@ -156,15 +156,17 @@ class Output:
             self.stderr.write(traceback)
         where = f" [{error.provider}]" if error.provider else ""
         self.stderr.write(f"error{where}: {redact(error.message)}\n")
+        fixes = set()
         for finding in getattr(error, "findings", ()):
             self.stderr.write(f"  {finding.severity:<7} {finding.id}: {finding.message}\n")
             if finding.severity == "error" and finding.fix:
+                fixes.add(finding.fix)
                 self.stderr.write(f"          fix: {redact(finding.fix)}\n")
             if finding.severity == "error" and finding.source:
                 self.stderr.write(f"          see: {finding.source}\n")
         for line in error.details:
             self.stderr.write(f"  {redact(line)}\n")
-        if error.hint:
+        if error.hint and error.hint not in fixes:
             self.stderr.write(f"hint: {redact(error.hint)}\n")
         if self.json:
             self.write_json({"ok": False, "error": redact(error.to_dict())})

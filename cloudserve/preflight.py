@@ -329,7 +329,5 @@ def raise_on_errors(findings: list[Finding]) -> list[Finding]:
     if errors:
         first = errors[0]
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise PreflightError(
-            f"preflight failed: {first.message}{more}", hint=first.fix or None, findings=findings
-        )
+        raise PreflightError(f"preflight failed: {first.message}{more}", findings=findings)
     return findings

@@ -65,7 +65,7 @@ class ExportInfo(_Record):
 
     path: Path
     base_path: Path | None
-    version: int | None  # numeric (or timestamp) directory name, if the directory has one
+    version: str | None  # the numeric directory name without leading zeros ("123"), if any
     total_bytes: int
     file_count: int
     files: tuple[str, ...]  # paths relative to ``path``, sorted

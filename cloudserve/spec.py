@@ -37,8 +37,8 @@ from pydantic_core import PydanticCustomError
 
 from cloudserve import registry
 from cloudserve.adapter import Adapter, AdapterConfig
-from cloudserve.errors import CloudserveError, ConfigError
-from cloudserve.records import DeploySpec, ExportInfo
+from cloudserve.errors import CloudserveError, ConfigError, PreflightError
+from cloudserve.records import DeploySpec, ExportInfo, Finding
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -332,6 +332,8 @@ def validate_config(model_cls: type[M], data: Mapping[str, Any], *, prefix: str)
             except ValidationError as second:
                 error = second
     lines = _error_lines(error, prefix)
+    if prefix and all(item["type"] == "missing" for item in error.errors()):
+        raise _missing_settings(error, prefix) from None
     what = f"'{prefix}'" if prefix else "cloudserve.yaml"
     raise ConfigError(
         f"invalid settings in {what}: " + "; ".join(lines),
@@ -339,6 +341,28 @@ def validate_config(model_cls: type[M], data: Mapping[str, Any], *, prefix: str)
         if prefix
         else "`cloudserve init` writes a commented cloudserve.yaml",
     ) from None
+
+
+def _missing_settings(error: ValidationError, prefix: str) -> PreflightError:
+    """Required target settings not given: one preflight finding each (exit code 3), the
+    same way on every target, before anything is sent."""
+    findings = []
+    for item in error.errors():
+        path = ".".join([prefix, *(str(p) for p in item["loc"])])
+        env = ENV_PREFIX + "__".join(str(p) for p in [prefix.split(".", 1)[1], *item["loc"]])
+        findings.append(
+            Finding(
+                "settings.missing",
+                "error",
+                f"{path} is required and not set",
+                fix=f"set {path} in cloudserve.yaml, --set {path}=VALUE or {env.upper()}",
+            )
+        )
+    return PreflightError(
+        f"preflight failed: {findings[0].message}"
+        + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""),
+        findings=findings,
+    )
 
 
 # --------------------------------------------------------------------------- layering

@@ -345,7 +345,9 @@ class LocalAdapter(Adapter):
         runtime = self.runtime.running()
         numbers = sorted(on_disk | set(entry.versions if entry else ()), reverse=True)
         statuses = self._statuses(runtime, model)
-        return [self._record(model, n, runtime, statuses=statuses) for n in numbers]
+        return [
+            self._record(model, n, runtime, statuses=statuses, changed=False) for n in numbers
+        ]
 
     def predict(
         self, model: str, payload: dict[str, Any], *, version: str | None = None
@@ -366,6 +368,17 @@ class LocalAdapter(Adapter):
             return client.predict(model, payload, str(int(version)) if version else None)
         finally:
             client.close()
+
+    def version_logs(self, model: str, version: str, *, lines: int = 50) -> list[str]:
+        """The last ``lines`` lines of the runtime's log (``runtime.log``), oldest first.
+
+        The runtime logs every model and version into that one file, so these are its last
+        lines, whatever they concern. ``[]`` when there is no log yet; never raises.
+        """
+        try:
+            return self.runtime.log_tail(lines).splitlines()
+        except OSError:
+            return []
 
     # ------------------------------------------------------------------ delete
 

@@ -160,6 +160,7 @@ class Repository:
 
         try:
             shutil.copytree(source, staged, copy_function=copy)
+            os.utime(staged)  # the version directory's mtime says when it was deployed
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(staged, target)

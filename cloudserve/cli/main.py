@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -36,6 +37,20 @@ from cloudserve.output import Output
 
 #: the local target's own sub-commands (stop, status, logs), registered when installed
 LOCAL_CLI = "cloudserve_adapters.local.cli"
+#: ``cloudserve image build|push``, imported only when that command runs
+IMAGE_CLI = "cloudserve.cli.image_cmd"
+#: root options that no command defines, accepted after the command too (hoisted before it);
+#: the value says whether the option takes a value
+GLOBAL_ONLY = {
+    "--output": True,
+    "-o": True,
+    "--config": True,
+    "-c": True,
+    "--verbose": False,
+    "-v": False,
+}
+#: commands whose arguments are passed on untouched
+PASS_THROUGH = ("serve",)
 
 
 class OutputFormat(StrEnum):
@@ -69,13 +84,81 @@ def _usage_error_json(error: typer.TyperException) -> None:
     )
 
 
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """Move root-only options given after the command (``deploy --output json``) before it.
+
+    Only options no command defines are moved (``--output/-o``, ``--config/-c``,
+    ``--verbose/-v``), never past ``--`` and never for ``serve``, which passes its arguments
+    to the runtime.
+    """
+    args = list(args)
+    root_with_value = {"--target", "-t", *(k for k, v in GLOBAL_ONLY.items() if v)}
+    i = 0
+    while i < len(args) and args[i].startswith("-"):  # the root's own options
+        i += 2 if args[i] in root_with_value else 1
+    if i >= len(args) or args[i] in PASS_THROUGH:
+        return args
+    head, tail, moved = args[: i + 1], args[i + 1 :], []
+    rest: list[str] = []
+    j = 0
+    while j < len(tail):
+        arg = tail[j]
+        if arg == "--":
+            rest += tail[j:]
+            break
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg[:2]
+        if name in GLOBAL_ONLY and (arg == name or "=" in arg or not arg.startswith("--")):
+            takes_value = GLOBAL_ONLY[name]
+            if takes_value and arg == name and j + 1 < len(tail):
+                moved += [arg, tail[j + 1]]
+                j += 2
+                continue
+            if takes_value or arg == name:
+                moved.append(arg)
+                j += 1
+                continue
+        rest.append(arg)
+        j += 1
+    return [*moved, *head, *rest]
+
+
+def _without_flag_placeholders(command: Any) -> Any:
+    """Boolean flags show no ``<bool>`` value placeholder in ``--help`` (they take none)."""
+    get_params = command.get_params
+
+    def params(ctx: typer.Context) -> list[Any]:
+        found = get_params(ctx)
+        for param in found:
+            if getattr(param, "is_flag", False):
+                param.display_type_rich = lambda ctx: None
+        return found
+
+    command.get_params = params
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _without_flag_placeholders(sub)
+    return command
+
+
 class CloudserveGroup(TyperGroup):
     """The root group: turns every error into one message and its documented exit code."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.display_type_rich = lambda ctx: None
+        return params
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         names = super().list_commands(ctx)
         if "local" not in names and _local_cli_installed():
             names.append("local")
+        if "image" not in names:
+            names.append("image")
         return names
 
     def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
@@ -84,6 +167,12 @@ class CloudserveGroup(TyperGroup):
             local_app = importlib.import_module(LOCAL_CLI).app
             command = typer.main.get_group(local_app)
             command.name = "local"
+        if command is None and cmd_name == "image":
+            command = typer.main.get_group(importlib.import_module(IMAGE_CLI).image_app)
+            command.name = "image"
+        if command is not None and not getattr(command, "_cloudserve_quiet_flags", False):
+            _without_flag_placeholders(command)
+            command._cloudserve_quiet_flags = True
         return command
 
     def make_context(self, info_name: str | None, args: list[str], **extra: Any) -> typer.Context:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,9 +11,17 @@ from cloudserve.cli.context import state
 from cloudserve.cli.options import ModelOption, SetOption, TargetOption, TimeoutOption
 from cloudserve.output import Output
 
+if TYPE_CHECKING:
+    from cloudserve.records import VersionRecord
+
 versions_app = typer.Typer(
     help="List a model's versions and choose the default one.", no_args_is_help=True
 )
+
+
+def unchanged(records: list[VersionRecord]) -> list[VersionRecord]:
+    """Records a reading command shows: it changed none of them (``changed`` false)."""
+    return [replace(r, changed=False) for r in records]
 
 
 @versions_app.command("list")
@@ -29,7 +38,7 @@ def list_versions(
     settings = cli.settings(model=model, target=target, sets=sets)
     name = settings.require_model()
     with cli.adapter(settings) as adapter:
-        records = adapter.list_versions(name)
+        records = unchanged(adapter.list_versions(name))
     cli.output.result(
         {"target": adapter.name, "model": name, "versions": [r.to_dict() for r in records]},
         lambda out: render.versions(out, records),
@@ -93,7 +102,7 @@ def status(
     settings = cli.settings(model=model, target=target, sets=sets)
     name = settings.require_model()
     with cli.adapter(settings) as adapter:
-        records = adapter.list_versions(name)
+        records = unchanged(adapter.list_versions(name))
     default = next((r.version for r in records if r.is_default), None)
 
     def text(out: Output) -> None:

@@ -21,6 +21,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 from typer.testing import CliRunner
 
+from cloudserve.cli.main import app
 from cloudserve.errors import (
     ConfigError,
     MissingDependency,
@@ -32,7 +33,6 @@ from cloudserve.export import inspect
 from cloudserve.records import DeploySpec, ExportInfo
 from cloudserve_adapters.local import model_config
 from cloudserve_adapters.local.adapter import LocalAdapter, LocalClients
-from cloudserve_adapters.local.cli import app
 from cloudserve_adapters.local.config import BatchingParameters, LocalConfig
 from cloudserve_adapters.local.model_config import ModelEntry, ServedModels
 from cloudserve_adapters.local.repository import Repository, check_names, tree_digest
@@ -384,10 +384,12 @@ def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- cli
 
 
-def _cli(tmp_path: Path, *args: str):
+def _cli(tmp_path: Path, *args: str, json_output: bool = False):
+    """``cloudserve [-o json] local --repository TMP ARGS`` through the root command."""
     adapter_config = LocalConfig(repository=tmp_path, startup_timeout_s=20)
     adapter = LocalAdapter(adapter_config, clients=LocalClients(fake_command()))
-    result = CliRunner().invoke(app, ["--repository", str(tmp_path), *args], obj=adapter_config)
+    root = ["-o", "json"] if json_output else []
+    result = CliRunner().invoke(app, [*root, "local", "--repository", str(tmp_path), *args])
     return adapter, result
 
 
@@ -398,17 +400,17 @@ def test_cli_stop_leaves_no_process(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"runtime stopped (pid {info.pid})" in result.output
     assert not process_alive(info.pid)
-    _, result = _cli(tmp_path, "stop", "--output", "json")
-    assert json.loads(result.output) == {"stopped": False, "pid": None}
+    _, result = _cli(tmp_path, "stop", json_output=True)
+    assert json.loads(result.stdout) == {"ok": True, "stopped": False, "pid": None}
 
 
 def test_cli_status_and_logs(tmp_path: Path) -> None:
     adapter, _ = _cli(tmp_path, "status")
     info = adapter.runtime.ensure_running()
     try:
-        _, result = _cli(tmp_path, "status", "--output", "json")
+        _, result = _cli(tmp_path, "status", json_output=True)
         assert result.exit_code == 0, result.output
-        status = json.loads(result.output)
+        status = json.loads(result.stdout)
         assert (status["running"], status["pid"], status["rest_port"]) == (
             True,
             info.pid,

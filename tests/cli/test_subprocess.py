@@ -53,14 +53,18 @@ def test_inspect_text_and_json(tmp_path: Path, testdata: Path):
     assert text.returncode == 0, text.stderr
     assert "signature 'serving_default'" in text.stdout and "DT_FLOAT (-1, 1)" in text.stdout
     data = json.loads(run("-o", "json", "inspect", str(export), cwd=tmp_path).stdout)
-    assert data["ok"] and data["export"]["version"] == 123
+    assert data["ok"] and data["export"]["version"] == "123"
     assert data["export"]["signatures"]["serving_default"]["inputs"]["x"]["shape"] == [-1, 1]
 
 
-def test_inspect_missing_export_exit_2(tmp_path: Path):
+def test_inspect_missing_export_is_a_preflight_finding(tmp_path: Path):
     result = run("inspect", str(tmp_path / "nope"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: export path") and "hint:" in result.stderr
+    assert result.returncode == 3
+    assert (
+        result.stderr.startswith("error: preflight failed: export path")
+        and "hint:" in result.stderr
+    )
+    assert "export.missing" in result.stderr and "fix: pass the directory" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -69,6 +69,6 @@ def test_init_refuses_to_overwrite(cli, isolated):
 
 def test_init_for_a_target_with_required_settings(cli, isolated):
     cli.json("init", "other.yaml", "--target", "gcp")
-    data = cli.json("--config", "other.yaml", "check", code=2)
-    message = data["error"]["message"]
-    assert "targets.gcp.project: Field required" in message
+    data = cli.json("--config", "other.yaml", "check", code=3)
+    missing = {f["message"] for f in data["error"]["findings"] if f["id"] == "settings.missing"}
+    assert "targets.gcp.project is required and not set" in missing
