@@ -17,6 +17,7 @@ body can also be served without the ASGI shim, through :meth:`RestApp.fast_route
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from cloudserve_runtime import methods, rest_codec
+from cloudserve_runtime import json_tensor, methods, rest_codec
 from cloudserve_runtime.errors import (
     ServingError,
     as_serving_error,
@@ -53,6 +54,10 @@ _ORIGIN = re.compile(r"https?://.*")
 _INT64_MAX = 2**63 - 1
 _FAST_CACHE_SIZE = 256
 _VERBS = ("classify", "regress", "predict")
+OFFLOAD_BYTES = 256 * 1024
+"""Predict bodies of this size or more are decoded on a worker thread, not the event loop."""
+OFFLOAD_VALUES = 16384
+"""Predict outputs of this many values or more are encoded on a worker thread."""
 
 _JSON = b"application/json"
 _CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
@@ -345,13 +350,30 @@ class RestApp:
         return 200, response
 
     async def _predict(self, target: tuple[str, int | None, str | None], body: bytes) -> bytes:
-        request = _parse(rest_codec.parse_predict_request, body)
+        # Bodies from OFFLOAD_BYTES up are decoded and their responses encoded on a worker
+        # thread, so one large request never stalls the event loop (/healthz, small requests).
+        offload = len(body) >= OFFLOAD_BYTES
+        if offload:
+            loop = asyncio.get_running_loop()
+            request = await loop.run_in_executor(None, _parse, json_tensor.decode_predict_request,
+                                                 body)
+        else:
+            request = _parse(json_tensor.decode_predict_request, body)
         with self._manager.acquire(*target) as handle:
             signature = methods.predict_signature_rest(handle.servable, request.signature_name)
             dtypes = {alias: dtype for alias, (dtype, _) in signature.inputs.items()}
-            inputs = _parse(rest_codec.predict_inputs_to_tensors, request, dtypes)
+            if offload:
+                inputs = await loop.run_in_executor(
+                    None, _parse, rest_codec.predict_inputs_to_tensors, request, dtypes
+                )
+            else:
+                inputs = _parse(rest_codec.predict_inputs_to_tensors, request, dtypes)
             outputs = await self._runner.run_async(
                 handle, signature, inputs, None, self._settings.timeout_s
+            )
+        if offload or _output_size(outputs) >= OFFLOAD_VALUES:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, rest_codec.encode_predict_response, outputs, request.row_format
             )
         return rest_codec.encode_predict_response(outputs, request.row_format)
 
@@ -407,6 +429,10 @@ class RestApp:
             return rest_codec.encode_model_metadata(
                 handle.model_name, handle.version, handle.servable.signature_defs
             )
+
+
+def _output_size(outputs: dict[str, Any]) -> int:
+    return sum(array.size for array in outputs.values())
 
 
 def _parse(parse: Callable[..., Any], *args: Any) -> Any:
