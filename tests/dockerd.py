@@ -10,6 +10,9 @@ Fixtures (session-scoped, started on first use):
 - ``runtime_image`` -> :class:`cloudserve.runtime_images.BuiltImage`: the CPU runtime image built
   from runtime_image/Dockerfile on a base image made offline with ``debootstrap`` (no public
   registry is reachable), with the TensorFlow version installed here.
+- ``local_registry`` -> ``"127.0.0.1:<port>"``: Debian's ``docker-registry`` (the CNCF
+  distribution registry) on loopback, plain HTTP (engines allow that for 127.0.0.0/8), storage
+  in a temporary directory; stopped by PID at the end of the session.
 
 The data root and the debootstrap base live in a cache outside the repository
 (``$CLOUDSERVE_TEST_DOCKER_CACHE``, default ``/var/tmp/cloudserve-test-docker``), so later runs
@@ -30,10 +33,12 @@ import importlib.metadata
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,6 +278,48 @@ def docker_engine() -> Iterator[DockerEngine]:
 def runtime_image(docker_engine: DockerEngine) -> BuiltImage:
     """The CPU runtime image (``cloudserve-runtime:test-cpu``), built once per session."""
     return build_runtime_image(docker_engine, progress=_build_log())
+
+
+@pytest.fixture(scope="session")
+def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``docker-registry`` on ``127.0.0.1:<free port>``; yields ``host:port``."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.skip(f"docker-registry not installed; {INSTALL_HINT}")
+    root = tmp_path_factory.mktemp("registry")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+    )
+    log = root / "registry.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [exe, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"docker-registry failed:\n{log.read_text()}") from None
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _build_log() -> Any:
