@@ -4,8 +4,9 @@ How cloudserve's verbs map onto Vertex AI (``aiplatform`` v1, regional endpoint)
 
 * the export is uploaded to ``gs://bucket/prefix/<model>/<version>/`` (the artifactUri);
 * a cloudserve *model* is a Vertex model (``modelId`` = the model name); each cloudserve
-  *version* is a Vertex model version (``models.upload`` with ``parentModel``) carrying the
-  alias ``v<version>`` and the labels ``cloudserve-version`` and ``cloudserve-digest``;
+  *version* is a Vertex model version (``models.upload`` with ``parentModel``) found by its
+  alias ``v<version>`` (and, once found, by its version id), with the export digest in its
+  ``versionDescription`` — never by labels, which Vertex merges across a model's versions;
 * one endpoint per model (id = ``endpoint_id`` or the model name) hosts the deployed versions;
 * the *default version* is the ``default`` alias plus 100% of the endpoint's trafficSplit;
   past defaults are kept, oldest first, in the endpoint label ``cloudserve-defaults`` so
@@ -21,23 +22,31 @@ from typing import Any, ClassVar
 from cloudserve import limits
 from cloudserve import preflight as core_preflight
 from cloudserve.adapter import Adapter, Feature
-from cloudserve.errors import ConfigError, NotFound, NotSupported, ProviderError
+from cloudserve.errors import (
+    CloudserveError,
+    ConfigError,
+    NotFound,
+    NotSupported,
+    ProviderError,
+)
 from cloudserve.progress import Progress
 from cloudserve.records import DeploySpec, ExportInfo, Finding, Plan, PlanAction, VersionRecord
-from cloudserve_adapters.gcp import images, operations, upload
+from cloudserve.spec import check_traffic_versions
+from cloudserve.waiting import Backoff
+from cloudserve_adapters.gcp import images, logs, operations, preview, upload
 from cloudserve_adapters.gcp import preflight as gcp_preflight
 from cloudserve_adapters.gcp.config import GcpConfig
 from cloudserve_adapters.gcp.sdk import PROVIDER, GcpClients
 from cloudserve_adapters.gcp.vertex import (
     DEFAULT_ALIAS,
-    LABEL_DIGEST,
     LABEL_HISTORY,
     LABEL_MANAGED,
-    LABEL_VERSION,
     ModelState,
     Version,
     VertexApi,
     history_label,
+    version_alias,
+    version_description,
 )
 
 MANAGED_BY = "cloudserve"
@@ -77,6 +86,7 @@ class VertexAdapter(Adapter):
     ):
         super().__init__(config, clients=clients, progress=progress)
         self._api: VertexApi | None = None
+        self._hashes = upload.FileHashes()  # shared by plan and deploy: each file hashed once
 
     # ------------------------------------------------------------------ seams
 
@@ -90,7 +100,9 @@ class VertexAdapter(Adapter):
             client = self._clients().vertex(
                 self.config.vertex_endpoint(), timeout=self.config.http_timeout_s
             )
-            self._api = VertexApi(client, self.config.project, self.config.region)
+            self._api = VertexApi(
+                client, self.config.project, self.config.region, retries=self.config.api_retries
+            )
         return self._api
 
     def _bucket(self) -> Any:
@@ -98,12 +110,27 @@ class VertexAdapter(Adapter):
         return storage.bucket(self.config.bucket)
 
     def _wait(self, operation: dict, what: str, deadline: float) -> dict:
-        poller = operations.Poller(
-            self.config.poll_initial_s, self.config.poll_max_s, self.progress
+        backoff = Backoff(
+            self.config.poll_initial_s, self.config.poll_max_s, operations.BACKOFF_FACTOR
         )
         return operations.wait(
-            self._vertex().client, operation, what=what, deadline=deadline, poller=poller
+            self._vertex().client,
+            operation,
+            what=what,
+            deadline=deadline,
+            backoff=backoff,
+            progress=self.progress,
+            retries=self.config.api_retries,
         )
+
+    def _digest(self, export: ExportInfo) -> str:
+        return upload.export_digest(export, self._hashes)
+
+    def _check_bucket(self, bucket: Any) -> None:
+        """Refuse a bucket outside the region before anything is uploaded (ConfigError)."""
+        warning = upload.check_bucket_location(bucket, self.config.region)
+        if warning:
+            self.progress.status(f"warning: {warning}")
 
     def _endpoint_id(self, model: str) -> str:
         return self.config.endpoint_id or model
@@ -141,21 +168,12 @@ class VertexAdapter(Adapter):
         return limits.limit("gcp", "machine_memory_mb").get(self.config.machine_type)
 
     def _image(self, spec: DeploySpec, export: ExportInfo) -> images.ServingImage:
-        chosen = images.select(
-            self.config.image,
-            export,
-            spec.model,
-            region=self.config.region,
-            gpu=self.config.accelerator_count > 0,
-            port=self.config.container_port,
-        )
-        if chosen is None:
-            raise ConfigError(
-                f"no Vertex prebuilt TF image for TF {export.tf_version or 'unknown'}",
-                hint="use the cloudserve runtime image (targets.gcp.image: cloudserve)",
-                provider=PROVIDER,
-            )
-        return chosen
+        """The serving image; PreflightError (with the fix) when none can serve the export."""
+        choice = gcp_preflight.choose_image(spec, export, self.config)
+        if choice.image is None:
+            core_preflight.raise_on_errors(list(choice.findings))
+            raise AssertionError("images.choose returned no image and no error")
+        return choice.image
 
     @staticmethod
     def _refuse_other_content(spec: DeploySpec, existing: Version, digest: str) -> None:
@@ -190,7 +208,7 @@ class VertexAdapter(Adapter):
         api = self._vertex()
         endpoint_id = self._endpoint_id(spec.model)
         state = ModelState.read(api, spec.model, endpoint_id)
-        digest = upload.export_digest(export)
+        digest = self._digest(export)
         existing = state.find(spec.version) if state else None
         actions: list[PlanAction] = []
         if existing is not None:
@@ -205,7 +223,9 @@ class VertexAdapter(Adapter):
             )
         else:
             prefix = upload.object_prefix(self.config.prefix, spec.model, spec.version)
-            to_upload, to_skip = upload.pending_files(self._bucket(), export, prefix)
+            bucket = self._bucket()
+            self._check_bucket(bucket)
+            to_upload, to_skip = upload.pending_files(bucket, export, prefix, self._hashes)
             for verb, files, detail in (
                 ("upload", to_upload, "resumable upload"),
                 ("skip", to_skip, "already there with the same digest"),
@@ -223,7 +243,7 @@ class VertexAdapter(Adapter):
                 PlanAction(
                     "create",
                     "vertex-model-version",
-                    f"{api.model_name(spec.model)}@{gcp_preflight.version_alias(spec.version)}",
+                    f"{api.model_name(spec.model)}@{version_alias(spec.version)}",
                     f"image {image.uri}",
                 )
             )
@@ -232,8 +252,14 @@ class VertexAdapter(Adapter):
             actions.append(PlanAction("create", "vertex-endpoint", api.endpoint_name(endpoint_id)))
         deployed = state is not None and existing is not None and state.deployed_id(existing)
         if deployed:
+            changes = self._scaling_changes(state.deployed[existing.version_id])
             actions.append(
-                PlanAction("skip", "vertex-deployed-model", str(deployed), "already deployed")
+                PlanAction(
+                    "update" if changes else "skip",
+                    "vertex-deployed-model",
+                    str(deployed),
+                    f"mutateDeployedModel {', '.join(changes)}" if changes else "already deployed",
+                )
             )
         else:
             actions.append(
@@ -273,13 +299,15 @@ class VertexAdapter(Adapter):
         deadline = time.monotonic() + timeout
         api = self._vertex()
         endpoint_id = self._endpoint_id(spec.model)
-        digest = upload.export_digest(export)
+        digest = self._digest(export)
         state = ModelState.read(api, spec.model, endpoint_id)
         existing = state.find(spec.version) if state else None
         if existing is not None:
             self._refuse_other_content(spec, existing, digest)
         endpoint = state.endpoint if state else api.get_endpoint(endpoint_id)
         self._refuse_shared_endpoint(spec.model, state, endpoint)
+        if spec.traffic is not None:  # a split naming an undeployed version: refuse before upload
+            self._split(spec, state or ModelState(spec.model, [], endpoint), new_key="0")
         if state is not None and existing is not None and state.deployed_id(existing):
             return self._redeploy_in_place(spec, state, existing, deadline)
         version = existing or self._register(
@@ -303,21 +331,79 @@ class VertexAdapter(Adapter):
         if spec.set_default or (traffic.get("0") == 100 and version.is_default):
             return self._make_default(spec.model, spec.version, deadline, changed=True)
         self._prune(spec.model, deadline)
+        state = self._state(spec.model)
+        if state.traffic(version) != 100:
+            self._deploy_preview(spec.model, version, deadline)
         return self._record(self._state(spec.model), version, changed=True)
+
+    def _scaling_changes(self, deployed: dict[str, Any]) -> list[str]:
+        """The ``dedicatedResources`` fields whose deployed value differs from the config.
+
+        Raises:
+            ConfigError: the machine (type, accelerators) differs: Vertex cannot change it on
+                a deployed model, so the export must be deployed as a new version.
+        """
+        current = deployed.get("dedicatedResources", {})
+        wanted = self._resources()
+        if current.get("machineSpec") != wanted["machineSpec"]:
+            raise ConfigError(
+                f"the deployed model {deployed.get('id')} runs on {current.get('machineSpec')}; "
+                f"the settings ask for {wanted['machineSpec']}, which Vertex cannot change on a "
+                "deployed model",
+                hint="deploy the export as a new version number to change the machine",
+                provider=PROVIDER,
+            )
+        return [
+            key
+            for key in ("minReplicaCount", "maxReplicaCount", "autoscalingMetricSpecs")
+            if current.get(key, [] if key == "autoscalingMetricSpecs" else None)
+            != wanted.get(key, [] if key == "autoscalingMetricSpecs" else None)
+        ]
+
+    def _apply_scaling(
+        self, model: str, version: Version, deployed: dict[str, Any], deadline: float
+    ) -> bool:
+        """``mutateDeployedModel`` when replicas or autoscaling changed; True if it did."""
+        changes = self._scaling_changes(deployed)
+        if not changes:
+            return False
+        wanted = self._resources()
+        resources = {
+            "machineSpec": wanted["machineSpec"],
+            **{k: wanted.get(k, []) for k in changes},
+        }
+        self.progress.status(f"updating {model} v{version.version}: {', '.join(changes)}")
+        operation = self._vertex().mutate_deployed_model(
+            self._endpoint_id(model),
+            {"id": deployed["id"], "dedicatedResources": resources},
+            [f"dedicatedResources.{k}" for k in changes],
+        )
+        self._wait(operation, f"update {model} v{version.version}", deadline)
+        return True
 
     def _redeploy_in_place(
         self, spec: DeploySpec, state: ModelState, version: Version, deadline: float
     ) -> VersionRecord:
-        """The version is registered and deployed already: apply only a default or split ask."""
+        """The version is registered and deployed already: apply changed scaling settings
+        (``mutateDeployedModel``), then a default or split ask."""
+        changed = self._apply_scaling(
+            spec.model, version, state.deployed[version.version_id], deadline
+        )
         if spec.set_default:
-            return self._make_default(spec.model, spec.version, deadline, changed=False)
+            return self._make_default(spec.model, spec.version, deadline, changed=changed)
         if spec.traffic is not None:
             split = self._split(spec, state, new_key=state.deployed_id(version) or "0")
             if split != state.traffic_split:
                 self._vertex().patch_endpoint(
                     self._endpoint_id(spec.model), {"trafficSplit": split}, ["trafficSplit"]
                 )
-                return self._record(self._state(spec.model), version, changed=True)
+                changed = True
+            if split.get(state.deployed_id(version) or "") == 100:
+                changed = bool(self._remove_preview(spec.model, spec.version, deadline)) or changed
+            else:
+                changed = self._deploy_preview(spec.model, version, deadline) or changed
+        if changed:
+            return self._record(self._state(spec.model), version, changed=True)
         return self._record(state, version, changed=False, message="already deployed; no change")
 
     def _register(
@@ -333,26 +419,24 @@ class VertexAdapter(Adapter):
         image = self._image(spec, export)
         prefix = upload.object_prefix(self.config.prefix, spec.model, spec.version)
         destination = upload.gs_uri(self.config.bucket, prefix)
+        bucket = self._bucket()
+        self._check_bucket(bucket)
         self.progress.status(f"uploading {export.path} to {destination}")
         result = upload.upload_export(
-            self._bucket(),
+            bucket,
             export,
             prefix,
             chunk_size=self.config.upload_chunk_size,
             progress=self.progress,
+            hashes=self._hashes,
         )
         body = {
             "displayName": spec.model,
             "artifactUri": result.uri,
             "containerSpec": image.container_spec(self.config.deployment_timeout_s),
-            "versionAliases": [gcp_preflight.version_alias(spec.version)],
-            "versionDescription": f"cloudserve version {spec.version}",
-            "labels": {
-                **self.config.labels,
-                LABEL_VERSION: spec.version,
-                LABEL_DIGEST: digest,
-                LABEL_MANAGED: MANAGED_BY,
-            },
+            "versionAliases": [version_alias(spec.version)],
+            "versionDescription": version_description(spec.version, digest),
+            "labels": {**self.config.labels, LABEL_MANAGED: MANAGED_BY},
         }
         api = self._vertex()
         self.progress.status(f"registering {spec.model} version {spec.version} ({image.uri})")
@@ -402,20 +486,17 @@ class VertexAdapter(Adapter):
 
     def _split(self, spec: DeploySpec, state: ModelState, *, new_key: str) -> dict[str, int]:
         """``spec.traffic`` (version -> percent) as deployedModelId -> percent."""
-        split: dict[str, int] = {}
-        for version, percent in (spec.traffic or {}).items():
-            if version == spec.version:
-                split[new_key] = percent
-                continue
-            found = state.find(version)
-            deployed_id = state.deployed_id(found) if found else None
-            if deployed_id is None:
-                raise ConfigError(
-                    f"traffic names version {version}, which is not deployed",
-                    hint="split traffic only between deployed versions (cloudserve versions list)",
-                    provider=PROVIDER,
-                )
-            split[deployed_id] = percent
+        traffic = spec.traffic or {}
+        deployed = {v.version: state.deployed_id(v) for v in state.versions}
+        check_traffic_versions(
+            traffic,
+            deploying=spec.version,
+            available={v for v, deployed_id in deployed.items() if deployed_id},
+        )
+        split = {
+            (new_key if version == spec.version else str(deployed[version])): percent
+            for version, percent in traffic.items()
+        }
         return {k: v for k, v in split.items() if v}
 
     def _deploy_traffic(
@@ -435,18 +516,24 @@ class VertexAdapter(Adapter):
         deadline: float,
         *,
         wait: bool = True,
+        endpoint_id: str | None = None,
+        resources: dict[str, Any] | None = None,
     ) -> str | None:
-        """Deploy one version to the endpoint; its DeployedModel id (None when not waited)."""
+        """Deploy one version to the model's endpoint (or ``endpoint_id``); its DeployedModel
+        id (None when not waited)."""
         api = self._vertex()
+        endpoint_id = endpoint_id or self._endpoint_id(model)
         deployed: dict[str, Any] = {
             "model": api.model_name(model, version.version_id),
             "displayName": f"{model}-v{version.version}",
-            "dedicatedResources": self._resources(),
+            "dedicatedResources": resources or self._resources(),
         }
         if self.config.service_account:
             deployed["serviceAccount"] = self.config.service_account
-        self.progress.status(f"deploying {model} v{version.version} ({self.config.machine_type})")
-        operation = api.deploy_model(self._endpoint_id(model), deployed, traffic)
+        self.progress.status(
+            f"deploying {model} v{version.version} to {endpoint_id} ({self.config.machine_type})"
+        )
+        operation = api.deploy_model(endpoint_id, deployed, traffic)
         if not wait:
             return None
         response = self._wait(operation, f"deploy {model} v{version.version}", deadline)
@@ -503,6 +590,8 @@ class VertexAdapter(Adapter):
                     provider=PROVIDER,
                 ) from e
             changed = True
+        if self._remove_preview(model, version, deadline):
+            changed = True
         self._prune(model, deadline)
         state = self._state(model)
         return self._record(state, self._version(state, version), changed=changed)
@@ -551,7 +640,75 @@ class VertexAdapter(Adapter):
             operation = self._vertex().undeploy_model(self._endpoint_id(model), deployed_id, {})
             self._wait(operation, f"undeploy {model} v{version.version}", deadline)
             removed.append(deployed_id)
+            self._remove_preview(model, version.version, deadline)
         return removed
+
+    # ------------------------------------------------------------------ preview endpoints
+
+    def _deploy_preview(self, model: str, version: Version, deadline: float) -> bool:
+        """Deploy ``version`` with one replica to its preview endpoint (created when missing),
+        so ``predict --version`` reaches it; see :mod:`cloudserve_adapters.gcp.preview`.
+
+        Idempotent; True when it changed anything. Does nothing when ``preview_endpoints`` is
+        off or the preview endpoint id would be invalid (a numeric ``endpoint_id``).
+
+        Raises:
+            ConfigError: an endpoint with the preview id exists and cloudserve did not make it.
+        """
+        if not self.config.preview_endpoints:
+            return False
+        api = self._vertex()
+        main = self._endpoint_id(model)
+        found = preview.read(api, main, version.version)
+        if found is None:
+            return False
+        ident, endpoint = found
+        if endpoint is not None and not preview.is_preview_of(endpoint, main, MANAGED_BY):
+            raise ConfigError(
+                f"endpoint '{ident}' exists and is not cloudserve's preview endpoint of '{main}'",
+                hint="delete or rename that endpoint, or set targets.gcp.preview_endpoints: false",
+                provider=PROVIDER,
+            )
+        if preview.deployed_id(endpoint, version.version_id):
+            return False
+        if endpoint is None:
+            self.progress.status(
+                f"creating preview endpoint {ident} for {model} v{version.version}"
+            )
+            self._wait(
+                api.create_endpoint(
+                    ident, preview.body(main, version.version, self.config.labels, MANAGED_BY)
+                ),
+                f"create endpoint {ident}",
+                deadline,
+            )
+        resources = {**self._resources(), "minReplicaCount": 1, "maxReplicaCount": 1}
+        resources.pop("autoscalingMetricSpecs", None)
+        self._deploy_version(
+            model, version, {"0": 100}, deadline, endpoint_id=ident, resources=resources
+        )
+        return True
+
+    def _remove_preview(self, model: str, version: str, deadline: float) -> list[str]:
+        """Undeploy and delete ``version``'s preview endpoint, if cloudserve made one.
+
+        Idempotent; returns the names of what it removed.
+        """
+        api = self._vertex()
+        main = self._endpoint_id(model)
+        found = preview.read(api, main, version)
+        if found is None or not preview.is_preview_of(found[1], main, MANAGED_BY):
+            return []
+        ident, endpoint = found
+        self.progress.status(f"removing preview endpoint {ident}")
+        for deployed in (endpoint or {}).get("deployedModels", []):
+            self._wait(
+                api.undeploy_model(ident, str(deployed["id"]), {}),
+                f"undeploy {deployed['id']} from {ident}",
+                deadline,
+            )
+        self._wait(api.delete_endpoint(ident), f"delete endpoint {ident}", deadline)
+        return [api.endpoint_name(ident)]
 
     # ------------------------------------------------------------------ read
 
@@ -590,6 +747,25 @@ class VertexAdapter(Adapter):
             message=message,
         )
 
+    def version_logs(self, model: str, version: str, *, lines: int = 50) -> list[str]:
+        """The version's serving-container log lines from Cloud Logging, oldest first.
+
+        ``[]`` when the model, version or deployment is gone or the log cannot be read.
+        """
+        try:
+            state = self._state(model)
+        except CloudserveError:
+            return []
+        found = state.find(version)
+        deployed_id = state.deployed_id(found) if found else None
+        if deployed_id is None:
+            return []
+        query = logs.version_filter(self._endpoint_id(model), self.config.region, deployed_id)
+        client = self._clients().logging(timeout=self.config.http_timeout_s)
+        return logs.last_lines(
+            client, self.config.project, query, lines=lines, retries=self.config.api_retries
+        )
+
     def list_versions(self, model: str) -> list[VersionRecord]:
         """Every version, newest first, with aliases, deployed model and traffic share."""
         state = self._state(model)
@@ -600,9 +776,10 @@ class VertexAdapter(Adapter):
     ) -> dict[str, Any]:
         """``endpoints.predict`` with ``{"instances": [...]}`` (and optional ``parameters``).
 
-        Vertex routes by the endpoint's trafficSplit and has no per-version route on public
-        endpoints, so ``version`` is accepted only when that version receives 100% of the
-        traffic; otherwise NotSupported. Bodies over 1.5 MB are refused locally.
+        A shared Vertex endpoint routes by its trafficSplit and cannot address one deployed
+        model, so ``version`` goes to the model's endpoint when that version has 100% of its
+        traffic, else to the version's preview endpoint (:mod:`.preview`); NotSupported when
+        it has neither. Bodies over 1.5 MB are refused locally. Never resent automatically.
         """
         unknown = sorted(set(payload) - {"instances", "parameters"})
         if not isinstance(payload.get("instances"), list) or unknown:
@@ -615,17 +792,24 @@ class VertexAdapter(Adapter):
         body = {k: payload[k] for k in ("instances", "parameters") if k in payload}
         size = len(json.dumps(body, separators=(",", ":")).encode("utf-8"))
         core_preflight.raise_on_errors(gcp_preflight.check_payload(size))
+        endpoint_id = self._endpoint_id(model)
         if version is not None:
             state = self._state(model)
-            if state.traffic(self._version(state, version)) != 100:
-                raise NotSupported(
-                    f"Vertex AI routes predictions by traffic split; it cannot address "
-                    f"{model} v{version} while it does not receive all traffic",
-                    hint=f"make it the default first (cloudserve versions set-default {model} "
-                    f"{version}) or predict without --version",
-                    provider=PROVIDER,
-                )
-        return self._vertex().predict(self._endpoint_id(model), body)
+            target = self._version(state, version)
+            if state.traffic(target) != 100:
+                found = preview.read(self._vertex(), endpoint_id, version)
+                if found is None or preview.deployed_id(found[1], target.version_id) is None:
+                    raise NotSupported(
+                        f"Vertex AI routes predictions by traffic split and {model} v{version} "
+                        "has no preview endpoint, so a request cannot be sent to it alone",
+                        hint="re-run its deploy with targets.gcp.preview_endpoints: true (and an "
+                        "endpoint_id that starts with a letter), make it the default "
+                        f"(cloudserve versions set-default {model} {version}), or predict "
+                        "without --version",
+                        provider=PROVIDER,
+                    )
+                endpoint_id = found[0]
+        return self._vertex().predict(endpoint_id, body)
 
     # ------------------------------------------------------------------ delete
 
@@ -652,7 +836,8 @@ class VertexAdapter(Adapter):
                 provider=PROVIDER,
             )
         api = self._vertex()
-        removed = self._undeploy(model, state, [target], deadline)
+        removed = self._remove_preview(model, version, deadline)
+        removed += self._undeploy(model, state, [target], deadline)
         self._wait(
             api.delete_version(model, target.version_id), f"delete {model} v{version}", deadline
         )
@@ -695,6 +880,8 @@ class VertexAdapter(Adapter):
         removed: list[str] = []
         endpoint = state.endpoint if state else api.get_endpoint(endpoint_id)
         if state is not None:
+            for version in state.versions:
+                removed += self._remove_preview(model, version.version, deadline)
             removed += self._undeploy(model, state, state.versions, deadline)
         if endpoint is not None and endpoint.get("labels", {}).get(LABEL_MANAGED) == MANAGED_BY:
             remaining = api.get_endpoint(endpoint_id)

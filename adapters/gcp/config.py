@@ -40,9 +40,11 @@ class GcpConfig(AdapterConfig):
     image: str = Field(
         default="auto",
         description="Serving container: 'auto' (Vertex's prebuilt TF image for the export's "
-        "TF version, else the cloudserve runtime image), 'prebuilt' (require a prebuilt "
-        "image), 'cloudserve' (the cloudserve runtime image), or a full image URI served with "
-        "TF Serving's REST routes on container_port.",
+        "TF version while Google still serves it, else the cloudserve runtime image pushed to "
+        "REGION-docker.pkg.dev/PROJECT by 'cloudserve image push --target gcp'), 'prebuilt' "
+        "(require a prebuilt image), 'cloudserve' (require the pushed runtime image), or an "
+        "image URI in Artifact Registry or Container Registry served with TF Serving's REST "
+        "routes on container_port.",
     )
     container_port: int = Field(
         default=8501,
@@ -100,6 +102,22 @@ class GcpConfig(AdapterConfig):
     )
     http_timeout_s: float = Field(
         default=120.0, gt=0, description="Socket timeout of each Vertex API request."
+    )
+    preview_endpoints: bool = Field(
+        default=True,
+        description="Also deploy each version that does not get all the traffic (a candidate, "
+        "a canary) with one replica to its own endpoint '<endpoint_id>-v<version>', so "
+        "'predict --version' reaches it (a shared Vertex endpoint cannot route a request to "
+        "one deployed model). Removed when the version becomes the default. Costs one replica "
+        "per such version while it exists.",
+    )
+    api_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Resends of a Vertex read or idempotent update after a connection error, "
+        "5xx or 429 (randomised exponential backoff). Uploads, deploys, deletes and predict "
+        "are never resent.",
     )
     upload_chunk_size: int = Field(
         default=32 * CHUNK_QUANTUM,

@@ -1,19 +1,20 @@
 """Waiting for Vertex AI long-running operations (LROs).
 
-Vertex answers uploads, endpoint creation, (un)deploys and deletes with an Operation that is
-polled through ``GET v1/{name}`` until ``done`` (clouds.md A2, "LRO"). An operation name lives
-under the location, a model or an endpoint, and each has its own discovery method.
+Vertex answers uploads, endpoint creation, (un)deploys, mutations and deletes with an Operation
+that is polled through ``GET v1/{name}`` until ``done`` (clouds.md A2, "LRO"). An operation
+name lives under the location, a model or an endpoint, and each has its own discovery method.
+The waiting itself (backoff, deadline, progress, Ctrl-C) is :func:`cloudserve.waiting.wait_until`.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from cloudserve.errors import DeployTimeout, ProviderError
+from cloudserve.errors import ProviderError
 from cloudserve.progress import Progress
+from cloudserve.waiting import Backoff, wait_until
 from cloudserve_adapters.gcp.sdk import PROVIDER, execute
 
 _LOCATION_OP = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[^/]+$")
@@ -22,15 +23,6 @@ _ENDPOINT_OP = re.compile(r"^projects/[^/]+/locations/[^/]+/endpoints/[^/]+/oper
 
 #: each wait is this much longer than the previous one, up to the configured ceiling
 BACKOFF_FACTOR = 1.5
-
-
-@dataclass(frozen=True)
-class Poller:
-    """How to wait: first delay, delay ceiling, and where to report."""
-
-    initial_s: float
-    max_s: float
-    progress: Progress
 
 
 def _get_request(api: Any, name: str) -> Any:
@@ -45,34 +37,49 @@ def _get_request(api: Any, name: str) -> Any:
 
 
 def wait(
-    api: Any, operation: dict[str, Any], *, what: str, deadline: float, poller: Poller
+    api: Any,
+    operation: dict[str, Any],
+    *,
+    what: str,
+    deadline: float,
+    backoff: Backoff,
+    progress: Progress,
+    retries: int = 0,
 ) -> dict:
     """Poll ``operation`` until it is done; return its ``response`` (``{}`` when it has none).
 
-    Blocks, sleeping with exponential backoff between polls and reporting each poll as a
-    progress status.
+    Blocks, polling with ``backoff`` (each poll a GET, resent ``retries`` times on transport
+    errors) and reporting through ``progress``, until ``deadline`` (a ``time.monotonic()``
+    value).
 
     Raises:
         ProviderError: the operation finished with an ``error``.
-        DeployTimeout: it was not done by ``deadline`` (a ``time.monotonic()`` value); the
-            operation itself keeps running on Vertex.
+        DeployTimeout: it was not done by ``deadline``; the operation keeps running on Vertex.
+        Interrupted: Ctrl-C while waiting (exit 130; re-running the command resumes).
     """
     name = operation.get("name", "")
-    delay = poller.initial_s
-    started = time.monotonic()
-    while not operation.get("done"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DeployTimeout(
-                f"{what}: not done after {time.monotonic() - started:.0f}s (operation {name})",
-                hint="the operation goes on in Vertex AI; wait longer with --timeout, then check "
-                "with 'cloudserve versions list'",
-                provider=PROVIDER,
-            )
-        time.sleep(min(delay, remaining))
-        delay = min(delay * BACKOFF_FACTOR, poller.max_s)
-        operation = execute(what, _get_request(api, name))
-        poller.progress.status(f"{what}: waiting ({time.monotonic() - started:.0f}s)")
+    if not operation.get("done"):
+        first = True
+
+        def poll() -> dict[str, Any]:
+            nonlocal first
+            if first:  # the operation as started; its first poll comes after a backoff step
+                first = False
+                return operation
+            return execute(what, _get_request(api, name), retries=retries)
+
+        operation = wait_until(
+            poll,
+            settled=lambda op: bool(op.get("done")),
+            label=what,
+            timeout=max(deadline - time.monotonic(), 0.0),
+            progress=progress,
+            describe=lambda op: "done" if op.get("done") else "waiting for the operation",
+            backoff=backoff,
+            provider=PROVIDER,
+            timeout_hint=f"operation {name} goes on in Vertex AI; wait longer with --timeout, "
+            "then check with 'cloudserve versions list' (re-running the deploy resumes)",
+        )
     if "error" in operation:
         error = operation["error"]
         raise ProviderError(

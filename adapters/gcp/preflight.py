@@ -1,17 +1,20 @@
 """Vertex AI preflight rules: settings and names checked against documented limits.
 
 Each rule returns findings and touches nothing (no network). Limits come from
-``cloudserve/limits/gcp.yaml`` so every finding can name its source.
+``adapters/gcp/limits.yaml`` so every finding can name its source.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from cloudserve import limits
 from cloudserve.records import DeploySpec, ExportInfo, Finding
+from cloudserve.spec import check_traffic as check_split
 from cloudserve_adapters.gcp import images
 from cloudserve_adapters.gcp.config import GcpConfig
+from cloudserve_adapters.gcp.vertex import version_alias
 
 TARGET = "gcp"
 TRAFFIC_SOURCE = (
@@ -25,11 +28,6 @@ def _limit(key: str):
 
 def _src(key: str) -> str:
     return limits.source(TARGET, key)
-
-
-def version_alias(version: str) -> str:
-    """The Vertex version alias that names cloudserve version ``version`` (``v<version>``)."""
-    return f"v{version}"
 
 
 def check_region(config: GcpConfig) -> list[Finding]:
@@ -84,15 +82,13 @@ def check_names(spec: DeploySpec, config: GcpConfig) -> list[Finding]:
                 source=_src("display_name_max_chars"),
             )
         )
-    alias_ok = re.match(_limit("version_alias_pattern"), version_alias(spec.version))
-    label_ok = re.match(_limit("label_pattern"), spec.version) and "_" not in spec.version
-    if not (alias_ok and label_ok):
+    if not re.match(_limit("version_alias_pattern"), version_alias(spec.version)):
         findings.append(
             Finding(
                 "gcp.version_alias",
                 "error",
                 f"version '{spec.version}' cannot be a Vertex version alias "
-                f"'{version_alias(spec.version)}' and label value",
+                f"'{version_alias(spec.version)}'",
                 fix="use a version of lowercase letters, digits and dashes, ending in a letter "
                 "or digit (e.g. 3 or 2024-06-01)",
                 source=_src("version_alias_pattern"),
@@ -213,54 +209,27 @@ def check_replicas(config: GcpConfig) -> list[Finding]:
     return findings
 
 
-def check_image(spec: DeploySpec, export: ExportInfo, config: GcpConfig) -> list[Finding]:
-    """A prebuilt TF image exists for the export's TF version, or the runtime image is used."""
-    gpu = config.accelerator_count > 0
-    chosen = images.select(
+def check_image(
+    spec: DeploySpec, export: ExportInfo, config: GcpConfig, *, today: date | None = None
+) -> list[Finding]:
+    """A serving image Vertex can pull exists for the export (:func:`images.choose`)."""
+    return list(choose_image(spec, export, config, today=today).findings)
+
+
+def choose_image(
+    spec: DeploySpec, export: ExportInfo, config: GcpConfig, *, today: date | None = None
+) -> images.Choice:
+    """The serving image for deploying ``export`` under ``config``, with its findings."""
+    return images.choose(
         config.image,
         export,
         spec.model,
         region=config.region,
-        gpu=gpu,
+        project=config.project,
+        gpu=config.accelerator_count > 0,
         port=config.container_port,
+        today=today,
     )
-    source = images.table()["prebuilt"]["source"]
-    tf = export.tf_version or "unknown"
-    if chosen is None:
-        return [
-            Finding(
-                "gcp.image",
-                "error",
-                f"no Vertex prebuilt TF image for TF {tf} (prebuilt images cover 2.1-2.15)",
-                fix="use the cloudserve runtime image (targets.gcp.image: cloudserve), or "
-                "re-export with TF 2.15 or older",
-                source=source,
-            )
-        ]
-    findings: list[Finding] = []
-    if chosen.kind == "cloudserve" and config.image == "auto":
-        findings.append(
-            Finding(
-                "gcp.image",
-                "info",
-                f"no Vertex prebuilt TF image for TF {tf}; serving with the cloudserve runtime "
-                f"image {chosen.uri}",
-                source=source,
-            )
-        )
-    if chosen.kind != "prebuilt" and not images.in_vertex_registry(chosen.uri):
-        findings.append(
-            Finding(
-                "gcp.image.registry",
-                "warning",
-                f"{chosen.uri} is not in Artifact Registry; Vertex may refuse to pull it "
-                "(UNVERIFIED)",
-                fix="copy the image to REGION-docker.pkg.dev/PROJECT/REPO and set "
-                "targets.gcp.image to that URI",
-                source=source + " (UNVERIFIED)",
-            )
-        )
-    return findings
 
 
 def check_timeouts(config: GcpConfig) -> list[Finding]:
@@ -280,17 +249,22 @@ def check_timeouts(config: GcpConfig) -> list[Finding]:
 
 
 def check_traffic(spec: DeploySpec) -> list[Finding]:
-    """A canary split is whole percentages summing to 100, and not combined with set_default."""
+    """A canary split is whole percentages summing to 100, and not combined with set_default.
+
+    The CLI validates both when it reads the settings (:func:`cloudserve.spec.check_traffic`);
+    this repeats them for specs built in Python.
+    """
     if spec.traffic is None:
         return []
     findings: list[Finding] = []
-    values = list(spec.traffic.values())
-    if any(not isinstance(v, int) or v < 0 or v > 100 for v in values) or sum(values) != 100:
+    try:
+        check_split(spec.traffic)
+    except ValueError as e:
         findings.append(
             Finding(
                 "gcp.traffic",
                 "error",
-                f"traffic split {spec.traffic} must be whole percentages summing to 100",
+                f"traffic split {spec.traffic}: {e}",
                 fix="e.g. --traffic 1=90,2=10",
                 source=TRAFFIC_SOURCE,
             )

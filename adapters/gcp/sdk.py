@@ -23,6 +23,7 @@ from cloudserve.errors import (
 
 PROVIDER = "gcp"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+LOGGING_ENDPOINT = "https://logging.googleapis.com"
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ def require(module: str) -> ModuleType:
 
 
 class GcpClients:
-    """Builds (once) the Vertex AI discovery client and the Cloud Storage client.
+    """Builds (once) the Vertex AI and Cloud Logging discovery clients and the Storage client.
 
     Args:
         credentials: google-auth credentials; None uses Application Default Credentials.
@@ -56,6 +57,7 @@ class GcpClients:
             (a test fake, a private endpoint).
         storage_endpoint: Cloud Storage API root; None honours ``STORAGE_EMULATOR_HOST``,
             then the public endpoint (google-cloud-storage's own resolution order).
+        logging_endpoint: Cloud Logging API root (a test fake); None: the public endpoint.
     """
 
     def __init__(
@@ -63,11 +65,13 @@ class GcpClients:
         credentials: Any | None = None,
         api_endpoint: str | None = None,
         storage_endpoint: str | None = None,
+        logging_endpoint: str | None = None,
     ):
         self.credentials = credentials
         self.api_endpoint = api_endpoint
         self.storage_endpoint = storage_endpoint
-        self._vertex: dict[str, Any] = {}
+        self.logging_endpoint = logging_endpoint
+        self._discovered: dict[str, Any] = {}
         self._storage: dict[str, Any] = {}
 
     def _anonymous(self) -> bool:
@@ -90,28 +94,41 @@ class GcpClients:
             ) from e
         return credentials
 
-    def vertex(self, default_endpoint: str, *, timeout: float = 120.0) -> Any:
-        """The ``aiplatform`` v1 client from the bundled (static) discovery document.
-
-        Calls go to this factory's ``api_endpoint`` when set, else ``default_endpoint``
-        (the adapter passes the regional ``https://{region}-aiplatform.googleapis.com``).
-        """
-        endpoint = (self.api_endpoint or default_endpoint).rstrip("/") + "/"
-        if endpoint not in self._vertex:
+    def _discovery(self, api: str, version: str, endpoint: str, timeout: float) -> Any:
+        """A discovery client for ``api`` ``version`` (bundled document) calling ``endpoint``."""
+        endpoint = endpoint.rstrip("/") + "/"
+        key = f"{api}/{version}@{endpoint}"
+        if key not in self._discovered:
             discovery = require("googleapiclient.discovery")
             httplib2 = require("httplib2")
             http: Any = httplib2.Http(timeout=timeout)
             if not self._anonymous():
                 google_auth_httplib2 = require("google_auth_httplib2")
                 http = google_auth_httplib2.AuthorizedHttp(self._resolved_credentials(), http=http)
-            self._vertex[endpoint] = discovery.build(
-                "aiplatform",
-                "v1",
+            self._discovered[key] = discovery.build(
+                api,
+                version,
                 http=http,
                 static_discovery=True,
                 client_options={"api_endpoint": endpoint},
             )
-        return self._vertex[endpoint]
+        return self._discovered[key]
+
+    def vertex(self, default_endpoint: str, *, timeout: float = 120.0) -> Any:
+        """The ``aiplatform`` v1 client from the bundled (static) discovery document.
+
+        Calls go to this factory's ``api_endpoint`` when set, else ``default_endpoint``
+        (the adapter passes the regional ``https://{region}-aiplatform.googleapis.com``).
+        """
+        return self._discovery("aiplatform", "v1", self.api_endpoint or default_endpoint, timeout)
+
+    def logging(self, *, timeout: float = 60.0) -> Any:
+        """The Cloud Logging ``logging`` v2 client (bundled discovery document).
+
+        Calls go to this factory's ``logging_endpoint`` when set, else the public
+        ``https://logging.googleapis.com``.
+        """
+        return self._discovery("logging", "v2", self.logging_endpoint or LOGGING_ENDPOINT, timeout)
 
     def storage(self, project: str) -> Any:
         """A google-cloud-storage ``Client`` for ``project``.
@@ -197,14 +214,19 @@ def call(what: str, fn: Callable[[], T]) -> T:
         raise translate(e, what) from e
 
 
-def execute(what: str, request: Any) -> dict[str, Any]:
-    """Execute a discovery-client request; translate its errors."""
-    return call(what, request.execute)
+def execute(what: str, request: Any, *, retries: int = 0) -> dict[str, Any]:
+    """Execute a discovery-client request; translate its errors.
+
+    ``retries`` > 0 lets googleapiclient resend the request after a connection error, a
+    5xx or a 429, with randomised exponential backoff (``num_retries``). Pass it only for
+    requests that are safe to send twice (reads, and writes that set an absolute state).
+    """
+    return call(what, lambda: request.execute(num_retries=retries))
 
 
-def execute_or_none(what: str, request: Any) -> dict[str, Any] | None:
+def execute_or_none(what: str, request: Any, *, retries: int = 0) -> dict[str, Any] | None:
     """Like :func:`execute`, but a 404 returns None."""
     try:
-        return execute(what, request)
+        return execute(what, request, retries=retries)
     except NotFound:
         return None

@@ -7,6 +7,9 @@ prebuilt TF images expect (clouds.md A2; the wording is UNVERIFIED there).
 Every object is written with a resumable upload in chunks of ``chunk_size`` bytes (a multiple
 of 256 KiB, clouds.md A4), reporting progress after each chunk. An object already there with the
 same MD5 (or CRC32C when the object has no MD5, as composite objects do) is left alone.
+
+Each file is hashed once per deploy: :class:`FileHashes` keeps every digest it computed, keyed
+by the file's path, size and modification time, and ``plan`` and ``deploy`` share one.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cloudserve.errors import NotFound
+from cloudserve.errors import ConfigError, NotFound
 from cloudserve.progress import Progress
 from cloudserve.records import ExportInfo
-from cloudserve_adapters.gcp.sdk import call, require
+from cloudserve_adapters.gcp.sdk import PROVIDER, call, require
 
 _READ_BLOCK = 1024 * 1024
 
@@ -65,24 +68,55 @@ def file_crc32c(path: Path) -> str:
     return base64.b64encode(checksum.digest()).decode("ascii")
 
 
-def export_digest(export: ExportInfo) -> str:
+class FileHashes:
+    """MD5 and CRC32C digests of local files, each computed at most once per file state.
+
+    A file is read again only when its size or modification time changed. Not thread-safe;
+    one instance serves one adapter (so ``plan`` then ``deploy`` hash each file once).
+    """
+
+    def __init__(self) -> None:
+        self._md5: dict[tuple[str, int, int], str] = {}
+        self._crc32c: dict[tuple[str, int, int], str] = {}
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, int, int]:
+        stat = path.stat()
+        return str(path.absolute()), stat.st_size, stat.st_mtime_ns
+
+    def md5(self, path: Path) -> str:
+        """Base64 MD5 of ``path`` (see :func:`file_md5`)."""
+        key = self._key(path)
+        if key not in self._md5:
+            self._md5[key] = file_md5(path)
+        return self._md5[key]
+
+    def crc32c(self, path: Path) -> str:
+        """Base64 CRC32C of ``path`` (see :func:`file_crc32c`)."""
+        key = self._key(path)
+        if key not in self._crc32c:
+            self._crc32c[key] = file_crc32c(path)
+        return self._crc32c[key]
+
+
+def export_digest(export: ExportInfo, hashes: FileHashes) -> str:
     """A 32-hex-digit fingerprint of the export's files (names and MD5s).
 
-    It fits a Vertex label value (<= 63 lowercase characters), so a model version records
-    which content it was made from and a re-deploy can tell "same" from "different".
+    A model version records it in its description, so a re-deploy can tell "same" from
+    "different" content.
     """
     digest = hashlib.sha256()
     for rel in export.files:
-        digest.update(f"{rel}\0{file_md5(export.path / rel)}\n".encode())
+        digest.update(f"{rel}\0{hashes.md5(export.path / rel)}\n".encode())
     return digest.hexdigest()[:32]
 
 
-def _same_content(blob: Any, path: Path) -> bool:
+def _same_content(blob: Any, path: Path, hashes: FileHashes) -> bool:
     if blob.size != path.stat().st_size:
         return False
     if blob.md5_hash:
-        return blob.md5_hash == file_md5(path)
-    return bool(blob.crc32c) and blob.crc32c == file_crc32c(path)
+        return blob.md5_hash == hashes.md5(path)
+    return bool(blob.crc32c) and blob.crc32c == hashes.crc32c(path)
 
 
 def existing_objects(bucket: Any, prefix: str) -> dict[str, Any]:
@@ -96,7 +130,9 @@ def existing_objects(bucket: Any, prefix: str) -> dict[str, Any]:
         return {}
 
 
-def pending_files(bucket: Any, export: ExportInfo, prefix: str) -> tuple[list[str], list[str]]:
+def pending_files(
+    bucket: Any, export: ExportInfo, prefix: str, hashes: FileHashes
+) -> tuple[list[str], list[str]]:
     """(files to upload, files already there with the same digest), as export-relative paths.
 
     Reads the bucket listing only; writes nothing (``plan`` uses it).
@@ -105,9 +141,8 @@ def pending_files(bucket: Any, export: ExportInfo, prefix: str) -> tuple[list[st
     upload, skip = [], []
     for rel in export.files:
         blob = there.get(prefix + rel)
-        (skip if blob is not None and _same_content(blob, export.path / rel) else upload).append(
-            rel
-        )
+        same = blob is not None and _same_content(blob, export.path / rel, hashes)
+        (skip if same else upload).append(rel)
     return upload, skip
 
 
@@ -119,7 +154,13 @@ def _write_resumable(blob: Any, path: Path, chunk_size: int, report: Any) -> Non
 
 
 def upload_export(
-    bucket: Any, export: ExportInfo, prefix: str, *, chunk_size: int, progress: Progress
+    bucket: Any,
+    export: ExportInfo,
+    prefix: str,
+    *,
+    chunk_size: int,
+    progress: Progress,
+    hashes: FileHashes,
 ) -> UploadResult:
     """Upload ``export`` under ``prefix`` in ``bucket``; skip objects already identical.
 
@@ -142,7 +183,7 @@ def upload_export(
         path = export.path / rel
         name = prefix + rel
         blob = there.pop(name, None)
-        if blob is not None and _same_content(blob, path):
+        if blob is not None and _same_content(blob, path, hashes):
             skipped.append(name)
             report(path.stat().st_size)
             continue
@@ -166,3 +207,43 @@ def delete_objects(bucket: Any, prefix: str) -> list[str]:
             continue
         removed.append(gs_uri(bucket.name, name))
     return removed
+
+
+#: Cloud Storage multi-regions and the Vertex region prefixes inside each
+_MULTI_REGIONS = {"US": ("us-",), "EU": ("europe-",), "ASIA": ("asia-",)}
+
+
+def check_bucket_location(bucket: Any, region: str) -> str | None:
+    """Is ``bucket`` where a Vertex AI service in ``region`` can read it? Reads its metadata.
+
+    A bucket in ``region`` is fine. A multi-region bucket (``US``, ``EU``, ``ASIA``) holding
+    ``region`` may be refused by the regional service (clouds.md F2): returns a warning text.
+    Anything else fails on the real service, so it is refused here, before any upload.
+
+    Raises:
+        ConfigError: the bucket does not exist, or is in another location than ``region``.
+    """
+    try:
+        call(f"read bucket gs://{bucket.name}", bucket.reload)
+    except NotFound:
+        raise ConfigError(
+            f"bucket gs://{bucket.name} does not exist",
+            hint=f"create it in {region} (gcloud storage buckets create gs://{bucket.name} "
+            f"--location={region}) or set targets.gcp.bucket",
+            provider=PROVIDER,
+        ) from None
+    location = (bucket.location or "").upper()
+    if location == region.upper():
+        return None
+    if region.lower().startswith(_MULTI_REGIONS.get(location, ())):
+        return (
+            f"bucket gs://{bucket.name} is in the multi-region {location}; Vertex AI in "
+            f"{region} may refuse it (a bucket in {region} is safe)"
+        )
+    raise ConfigError(
+        f"bucket gs://{bucket.name} is in {location or 'an unknown location'}, not in the "
+        f"Vertex AI region {region}: Vertex cannot use an export stored there",
+        hint=f"use a bucket in {region} (targets.gcp.bucket), or set targets.gcp.region to the "
+        "bucket's region",
+        provider=PROVIDER,
+    )

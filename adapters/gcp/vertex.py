@@ -3,21 +3,46 @@
 :class:`VertexApi` names resources, builds each request through the discovery client and
 translates errors; :class:`ModelState` is one read of a model's versions and its endpoint,
 from which the adapter decides what to change.
+
+Version identity: a cloudserve version is the Vertex model version carrying the alias
+``v<version>`` (aliases are per version and unique within a model); the export digest is in
+its ``versionDescription``. Labels are not used for either: Vertex merges the model's labels
+and the version's labels when it returns a version (UpdateModelRequest), so a label set on
+one version can show on another.
+
+Transport retries: reads (``get``, ``listVersions``, operation polls) and writes that set an
+absolute state (endpoint ``patch``, ``mergeVersionAliases``, ``mutateDeployedModel``) are
+resent by googleapiclient after a connection error, 5xx or 429 (``retries`` times).
+Requests that create something or whose repeat differs from one call are sent once:
+``upload`` (a second version), ``deployModel`` (a second deployed model), ``create``,
+``undeployModel``, the deletes, and ``predict`` — a prediction may reach a custom container
+with side effects and a resend doubles its load, so whether to repeat it is the caller's call.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from cloudserve_adapters.gcp.sdk import execute, execute_or_none
 
 DEFAULT_ALIAS = "default"
-LABEL_VERSION = "cloudserve-version"
-LABEL_DIGEST = "cloudserve-digest"
 LABEL_MANAGED = "managed-by"
 LABEL_HISTORY = "cloudserve-defaults"  # endpoint label: past defaults, oldest first, "_"-joined
 LABEL_MAX = 63
+_VERSION_ALIAS = re.compile(r"^v([1-9][0-9]*)$")
+_DIGEST = re.compile(r"\(export digest ([0-9a-f]{32})\)")
+
+
+def version_alias(version: str) -> str:
+    """The Vertex version alias that names cloudserve version ``version`` (``v<version>``)."""
+    return f"v{version}"
+
+
+def version_description(version: str, digest: str) -> str:
+    """The ``versionDescription`` recording a version's number and its export digest."""
+    return f"cloudserve version {version} (export digest {digest})"
 
 
 class VertexApi:
@@ -29,9 +54,10 @@ class VertexApi:
         region: the Vertex region (``locations/{region}``).
     """
 
-    def __init__(self, client: Any, project: str, region: str):
+    def __init__(self, client: Any, project: str, region: str, *, retries: int = 0):
         self.client = client
         self.parent = f"projects/{project}/locations/{region}"
+        self.retries = retries
 
     # ------------------------------------------------------------------ names
 
@@ -55,7 +81,7 @@ class VertexApi:
     def get_version(self, model: str, ref: str | None = None) -> dict | None:
         """The model version ``ref`` (id or alias; None: the default), or None if missing."""
         name = self.model_name(model, ref)
-        return execute_or_none(f"get {name}", self._models().get(name=name))
+        return execute_or_none(f"get {name}", self._models().get(name=name), retries=self.retries)
 
     def list_versions(self, model: str) -> list[dict] | None:
         """Every version of ``model`` (None when the model does not exist)."""
@@ -66,6 +92,7 @@ class VertexApi:
             page = execute_or_none(
                 f"list versions of {name}",
                 self._models().listVersions(name=name, pageToken=token),
+                retries=self.retries,
             )
             if page is None:
                 return None
@@ -91,6 +118,7 @@ class VertexApi:
         return execute(
             f"set aliases {aliases} on {name}",
             self._models().mergeVersionAliases(name=name, body={"versionAliases": aliases}),
+            retries=self.retries,
         )
 
     def delete_version(self, model: str, version_id: str) -> dict:
@@ -108,7 +136,9 @@ class VertexApi:
     def get_endpoint(self, endpoint_id: str) -> dict | None:
         """The endpoint, or None if it does not exist."""
         name = self.endpoint_name(endpoint_id)
-        return execute_or_none(f"get {name}", self._endpoints().get(name=name))
+        return execute_or_none(
+            f"get {name}", self._endpoints().get(name=name), retries=self.retries
+        )
 
     def create_endpoint(self, endpoint_id: str, body: dict) -> dict:
         """Start creating an endpoint with a chosen id."""
@@ -128,6 +158,7 @@ class VertexApi:
         return execute(
             f"update {name}",
             self._endpoints().patch(name=name, body=body, updateMask=",".join(fields)),
+            retries=self.retries,
         )
 
     def deploy_model(self, endpoint_id: str, deployed: dict, traffic: dict[str, int]) -> dict:
@@ -150,6 +181,17 @@ class VertexApi:
         return execute(
             f"undeploy {deployed_id} from {name}",
             self._endpoints().undeployModel(endpoint=name, body=body),
+        )
+
+    def mutate_deployed_model(self, endpoint_id: str, deployed: dict, fields: list[str]) -> dict:
+        """Start ``mutateDeployedModel``: change ``fields`` (replica counts, autoscaling) of
+        the deployed model ``deployed["id"]`` in place."""
+        name = self.endpoint_name(endpoint_id)
+        body = {"deployedModel": deployed, "updateMask": ",".join(fields)}
+        return execute(
+            f"update deployed model {deployed['id']} on {name}",
+            self._endpoints().mutateDeployedModel(endpoint=name, body=body),
+            retries=self.retries,
         )
 
     def predict(self, endpoint_id: str, body: dict) -> dict:
@@ -178,13 +220,18 @@ class Version:
 
     @classmethod
     def from_model(cls, body: dict) -> Version:
-        labels = body.get("labels", {})
+        """The version a Vertex model-version body describes: its number from the ``v<N>``
+        alias (the version id for a version cloudserve did not make), its digest from the
+        ``versionDescription``. Never from labels (see the module docstring)."""
         version_id = str(body.get("versionId", ""))
+        aliases = tuple(body.get("versionAliases", []))
+        numbers = [m.group(1) for a in aliases if (m := _VERSION_ALIAS.match(a))]
+        digest = _DIGEST.search(body.get("versionDescription", ""))
         return cls(
-            version=labels.get(LABEL_VERSION, version_id),
+            version=numbers[0] if numbers else version_id,
             version_id=version_id,
-            aliases=tuple(body.get("versionAliases", [])),
-            digest=labels.get(LABEL_DIGEST, ""),
+            aliases=aliases,
+            digest=digest.group(1) if digest else "",
             artifact_uri=body.get("artifactUri", ""),
             created=body.get("versionCreateTime"),
         )

@@ -19,12 +19,13 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cloudserve import registry
+from cloudserve import registry, runtime_images
 from cloudserve.errors import (
     ConfigError,
     CredentialsError,
@@ -40,7 +41,7 @@ from cloudserve_adapters.gcp import images, upload
 from cloudserve_adapters.gcp.adapter import VertexAdapter
 from cloudserve_adapters.gcp.config import GcpConfig
 from cloudserve_adapters.gcp.sdk import GcpClients, translate
-from cloudserve_adapters.gcp.vertex import LABEL_HISTORY
+from cloudserve_adapters.gcp.vertex import LABEL_HISTORY, Version
 from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
 from tests.adapters.fakes.vertex import FakeVertex
 
@@ -173,6 +174,19 @@ def storage(storage_emulator: StorageEmulator, monkeypatch: pytest.MonkeyPatch) 
     return client
 
 
+@pytest.fixture(autouse=True)
+def runtime_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, export_v2: ExportInfo
+) -> runtime_images.PushedImage:
+    """The runtime image as `cloudserve image push --target gcp` records it, for the TF the
+    example exports are written with (what `image: auto` needs for TF >= 2.16)."""
+    monkeypatch.setenv("CLOUDSERVE_HOME", str(tmp_path / "cloudserve-home"))
+    tf = ".".join(export_v2.tf_version.split(".")[:2])
+    repository = f"{REGION}-docker.pkg.dev/{PROJECT}/cloudserve/cloudserve-runtime"
+    runtime_images.record(repository, "sha256:" + "a" * 64, variant="gpu", tf_version=tf)
+    return runtime_images.record(repository, "sha256:" + "b" * 64, variant="cpu", tf_version=tf)
+
+
 @pytest.fixture
 def fake(storage: Any) -> Iterator[FakeVertex]:
     vertex = FakeVertex(load_model=lambda uri: _load_from_bucket(storage, uri))
@@ -198,7 +212,9 @@ def make_adapter(fake: FakeVertex) -> Callable[..., VertexAdapter]:
     from google.auth.credentials import AnonymousCredentials
 
     def build(**overrides: Any) -> VertexAdapter:
-        clients = GcpClients(credentials=AnonymousCredentials(), api_endpoint=fake.url)
+        clients = GcpClients(
+            credentials=AnonymousCredentials(), api_endpoint=fake.url, logging_endpoint=fake.url
+        )
         return VertexAdapter(
             make_config(**overrides), clients=clients, progress=RecordingProgress()
         )
@@ -296,7 +312,11 @@ def test_versions_are_uploaded_with_parent_model_aliases_and_labels(
     assert first["modelId"] == MODEL and "parentModel" not in first
     assert second["parentModel"].endswith(f"/locations/{REGION}/models/{MODEL}")
     assert first["model"]["versionAliases"] == ["v1"]
-    assert second["model"]["labels"]["cloudserve-version"] == "2"
+    assert second["model"]["versionAliases"] == ["v2"]
+    digest = upload.export_digest(export_v2, upload.FileHashes())
+    assert second["model"]["versionDescription"] == (
+        f"cloudserve version 2 (export digest {digest})"
+    )
     versions = fake.models[MODEL]
     assert versions["1"]["versionAliases"] == ["v1", "default"]
     assert versions["2"]["versionAliases"] == ["v2"]
@@ -306,7 +326,8 @@ def test_versions_are_uploaded_with_parent_model_aliases_and_labels(
     assert spec_body["healthRoute"] == f"/v1/models/{MODEL}"
 
 
-def test_endpoint_is_created_once(adapter, fake, export_v1, export_v2):
+def test_endpoint_is_created_once(make_adapter, fake, export_v1, export_v2):
+    adapter = make_adapter(preview_endpoints=False)
     adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
     adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
     assert fake.methods_called().count("create") == 1
@@ -348,8 +369,7 @@ def test_deploy_model_dedicated_resources(make_adapter, fake, export_v1):
     )
 
 
-def test_prebuilt_image_table(export_v1):
-    tf212 = dataclasses.replace(export_v1, tf_version="2.12.1")
+def test_prebuilt_image_table():
     assert images.prebuilt_uri((2, 12), "us-central1", gpu=False) == (
         "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
     )
@@ -357,11 +377,105 @@ def test_prebuilt_image_table(export_v1):
         "europe-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-15:latest"
     )
     assert images.prebuilt_uri((2, 16), "us-central1", gpu=False) is None
-    chosen = images.select("auto", tf212, "m", region="asia-east1", gpu=False, port=8501)
-    assert chosen.kind == "prebuilt" and chosen.uri.startswith("asia-docker.pkg.dev/")
-    assert "ports" not in chosen.container_spec(600)
-    runtime = images.select("auto", export_v1, "m", region="us-central1", gpu=False, port=8501)
-    assert runtime.kind == "cloudserve"
+
+
+def choose(image: str, export: ExportInfo, tf: str | None, today: str, **kw: Any):
+    changed = dataclasses.replace(export, tf_version=tf)
+    settings = {"region": "asia-east1", "project": PROJECT, "gpu": False, "port": 8501, **kw}
+    return images.choose(image, changed, "m", today=date.fromisoformat(today), **settings)
+
+
+@pytest.mark.parametrize(
+    ("tf", "today"),
+    [
+        ("2.10.1", "2024-11-15"),  # retired that day
+        ("2.11.0", "2025-01-01"),
+        ("2.12.1", "2025-06-30"),
+        ("2.13.0", "2025-11-28"),
+        ("2.13.0", "2026-12-07"),
+        ("2.5.0", "2026-12-07"),
+    ],
+)
+def test_auto_never_picks_a_retired_prebuilt_image(tf, today, export_v1, runtime_image):
+    choice = choose("auto", export_v1, tf, today, region=REGION)
+    assert choice.image.kind == "cloudserve"
+    assert choice.image.uri == runtime_image.reference  # pinned by digest
+    assert "retired" in " ".join(f.message for f in choice.findings)
+    refused = choose("prebuilt", export_v1, tf, today, region=REGION)
+    assert refused.image is None and refused.findings[0].severity == "error"
+    assert "retired" in refused.findings[0].message
+
+
+def test_auto_picks_a_prebuilt_image_while_it_is_served(export_v1):
+    choice = choose("auto", export_v1, "2.13.0", "2025-11-27")
+    assert choice.image.kind == "prebuilt" and choice.image.uri.startswith("asia-docker.pkg.dev/")
+    assert "ports" not in choice.image.container_spec(600)
+    assert [f.severity for f in choice.findings] == ["warning"]  # retires within 90 days
+    assert "2025-11-28" in choice.findings[0].message
+    calm = choose("auto", export_v1, "2.15.0", "2026-06-01")
+    assert calm.image.kind == "prebuilt" and calm.findings == ()
+
+
+def test_newer_tf_without_a_pushed_runtime_image_is_an_error_naming_the_push(
+    export_v1, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("CLOUDSERVE_HOME", str(tmp_path / "empty"))
+    choice = choose("auto", export_v1, "2.21.0", "2026-12-07", region=REGION, gpu=True)
+    assert choice.image is None
+    (error,) = [f for f in choice.findings if f.severity == "error"]
+    assert error.fix == runtime_images.push_command("gcp", variant="gpu", tf_version="2.21")
+    assert f"{REGION}-docker.pkg.dev/{PROJECT}/" in error.message
+    text = (Path(images.__file__).parent / "images.yaml").read_text()
+    assert "ghcr.io" not in text and "docker.io" not in text  # no default outside AR/GCR
+
+
+def test_an_older_export_uses_a_newer_pushed_runtime(export_v1, runtime_image):
+    choice = choose("auto", export_v1, "1.14.0", "2026-12-07", region=REGION)
+    assert choice.image.uri == runtime_image.reference
+    other_region = choose("cloudserve", export_v1, "1.14.0", "2026-12-07", region="europe-west4")
+    assert other_region.image is None  # pushed to us-central1 only
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "ghcr.io/cloudserve/cloudserve-runtime:0.1.0-cpu",
+        "docker.io/tensorflow/serving:2.15.0",
+        "tensorflow/serving:2.15.0",
+        "registry.example.com/team/tfs:1",
+        "evil-docker.pkg.dev.example.com/x/y:1",
+    ],
+)
+def test_image_outside_artifact_or_container_registry_is_a_preflight_error(uri, export_v1):
+    adapter = VertexAdapter(make_config(image=uri))
+    findings = adapter.preflight(spec(export_v1, "1"), export_v1)
+    errors = [f for f in findings if f.severity == "error"]
+    assert [f.id for f in errors] == ["gcp.image"]
+    assert "Artifact Registry" in errors[0].message and errors[0].source
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "gcr.io/acme/tfs:1",
+        "eu.gcr.io/acme/tfs:1",
+        "europe-west4-docker.pkg.dev/acme/serving/tfs@sha256:" + "c" * 64,
+    ],
+)
+def test_images_in_artifact_or_container_registry_are_accepted(uri, export_v1):
+    findings = VertexAdapter(make_config(image=uri)).preflight(spec(export_v1, "1"), export_v1)
+    assert [f for f in findings if f.severity == "error"] == []
+
+
+def test_deploy_without_a_usable_image_uploads_nothing(
+    make_adapter, fake, storage, export_v2, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("CLOUDSERVE_HOME", str(tmp_path / "empty"))
+    with pytest.raises(PreflightError) as info:
+        make_adapter().deploy(spec(export_v2, "1"), export_v2, timeout=60)
+    fixes = [f.fix for f in info.value.findings if f.severity == "error"]
+    assert fixes == [runtime_images.push_command("gcp", variant="cpu", tf_version="2.21")]
+    assert fake.calls == [] and bucket_objects(storage) == []
 
 
 # --------------------------------------------------------------------------- default, traffic
@@ -385,10 +499,34 @@ def test_canary_traffic_split(adapter, fake, export_v1, export_v2):
     adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
     r2 = adapter.deploy(spec(export_v2, "2", traffic={"1": 90, "2": 10}), export_v2, timeout=60)
     assert r2.traffic == 10 and not r2.is_default
+    v1_id = fake.endpoints[MODEL]["deployedModels"][0]["id"]
+    assert fake.bodies("deployModel")[1]["trafficSplit"] == {"0": 10, v1_id: 90}
     listed = {v.version: (v.traffic, v.is_default) for v in adapter.list_versions(MODEL)}
     assert listed == {"2": (10, False), "1": (90, True)}
     answers = [predictions(adapter.predict(MODEL, PAYLOAD)) for _ in range(100)]
     assert answers.count([[3.0]]) == 10 and answers.count([[2.5]]) == 90
+    canary = [predictions(adapter.predict(MODEL, PAYLOAD, version="2")) for _ in range(10)]
+    assert canary == [[[3.0]]] * 10  # --version reaches the canary alone
+
+
+def test_redeploy_with_another_split_moves_traffic_only(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2", traffic={"1": 90, "2": 10}), export_v2, timeout=60)
+    uploads = len(fake.bodies("upload"))
+    moved = adapter.deploy(spec(export_v2, "2", traffic={"1": 50, "2": 50}), export_v2, timeout=60)
+    assert moved.changed and moved.traffic == 50
+    assert len(fake.bodies("upload")) == uploads
+    assert "mutateDeployedModel" not in fake.methods_called()
+
+
+def test_a_split_naming_an_undeployed_version_is_refused_before_upload(
+    adapter, fake, storage, export_v1, export_v2
+):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    with pytest.raises(ConfigError, match=r"version\(s\) 7 are not deployed"):
+        adapter.deploy(spec(export_v2, "2", traffic={"7": 10, "2": 90}), export_v2, timeout=60)
+    assert not any(o.startswith(f"cloudserve/{MODEL}/2/") for o in bucket_objects(storage))
+    assert len(fake.bodies("upload")) == 1
 
 
 def test_rollback_uses_the_default_history(adapter, fake, export_v1, export_v2):
@@ -432,6 +570,260 @@ def test_failed_deploy_keeps_the_previous_default(adapter, fake, export_v1, expo
     assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
 
 
+# --------------------------------------------------------------------------- version identity
+
+
+def test_versions_are_told_apart_by_alias_not_by_merged_labels(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    listed = {v.version: v.resources["version_id"] for v in adapter.list_versions(MODEL)}
+    assert listed == {"2": "2", "1": "1"}
+    again = adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    assert not again.changed and again.version == "2"
+    with pytest.raises(ConfigError, match="different content"):
+        adapter.deploy(spec(export_v1, "2"), export_v1, timeout=60)
+
+
+def test_version_from_a_model_body_ignores_labels():
+    body = {
+        "versionId": "7",
+        "versionAliases": ["default", "golden", "v3"],
+        "versionDescription": "cloudserve version 3 (export digest " + "f" * 32 + ")",
+        "labels": {"cloudserve-version": "1", "cloudserve-digest": "0" * 32},
+    }
+    version = Version.from_model(body)
+    assert (version.version, version.version_id, version.digest) == ("3", "7", "f" * 32)
+    assert version.is_default
+
+
+def test_fake_merges_model_and_version_labels(adapter, fake, export_v1, export_v2):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    api = adapter._vertex()
+    models = api.client.projects().locations().models()
+    body = {
+        "parentModel": api.model_name(MODEL),
+        "model": {
+            "displayName": MODEL,
+            "containerSpec": {"imageUri": "us-docker.pkg.dev/a/b/c:1"},
+            "labels": {"managed-by": "someone-else", "team": "x"},
+        },
+    }
+    models.upload(parent=api.parent, body=body).execute()
+    returned = models.get(name=api.model_name(MODEL, "2")).execute()
+    assert returned["labels"] == {"managed-by": "cloudserve", "team": "x"}  # the model's wins
+
+
+@pytest.mark.parametrize("alias", ["V2", "2v", "v_2", "v2-", "a" * 129, "v"])
+def test_fake_enforces_the_alias_format(adapter, fake, export_v1, alias):
+    from googleapiclient.errors import HttpError
+
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    api = adapter._vertex()
+    models = api.client.projects().locations().models()
+    body = {
+        "parentModel": api.model_name(MODEL),
+        "model": {
+            "displayName": MODEL,
+            "containerSpec": {"imageUri": "us-docker.pkg.dev/a/b/c:1"},
+            "versionAliases": [alias],
+        },
+    }
+    with pytest.raises(HttpError) as info:
+        models.upload(parent=api.parent, body=body).execute()
+    assert info.value.status_code == 400 and "alias" in str(info.value)
+    merge = models.mergeVersionAliases(
+        name=api.model_name(MODEL, "1"), body={"versionAliases": [alias]}
+    )
+    if alias == "v2-":  # merge allows a trailing dash (its field's own pattern)
+        assert "v2-" in merge.execute()["versionAliases"]
+        return
+    with pytest.raises(HttpError):
+        merge.execute()
+
+
+def test_fake_refuses_an_image_outside_artifact_or_container_registry(adapter, fake):
+    from googleapiclient.errors import HttpError
+
+    api = adapter._vertex()
+    body = {
+        "modelId": "ghcr",
+        "model": {
+            "displayName": "ghcr",
+            "containerSpec": {"imageUri": "ghcr.io/cloudserve/cloudserve-runtime:0.1.0-cpu"},
+        },
+    }
+    request = api.client.projects().locations().models().upload(parent=api.parent, body=body)
+    with pytest.raises(HttpError) as info:
+        request.execute()
+    assert info.value.status_code == 400 and "Artifact Registry" in str(info.value)
+
+
+def test_fake_refuses_splits_that_do_not_sum_to_100_or_name_unknown_models(
+    adapter, fake, export_v1
+):
+    from googleapiclient.errors import HttpError
+
+    record = adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    deployed_id = record.resources["deployed_model_id"]
+    api = adapter._vertex()
+    for split in ({deployed_id: 90}, {deployed_id: 90, "424242": 10}, {deployed_id: 101}):
+        with pytest.raises(ProviderError):
+            api.patch_endpoint(MODEL, {"trafficSplit": split}, ["trafficSplit"])
+    endpoints = api.client.projects().locations().endpoints()
+    bad = endpoints.deployModel(
+        endpoint=api.endpoint_name(MODEL),
+        body={
+            "deployedModel": {
+                "model": api.model_name(MODEL, "1"),
+                "dedicatedResources": {
+                    "machineSpec": {"machineType": "n1-standard-2"},
+                    "minReplicaCount": 1,
+                },
+            },
+            "trafficSplit": {"0": 50, deployed_id: 40},
+        },
+    )
+    with pytest.raises(HttpError, match="sum to 100"):
+        bad.execute()
+    assert fake.endpoints[MODEL]["trafficSplit"] == {deployed_id: 100}
+
+
+# --------------------------------------------------------------------------- scaling on redeploy
+
+
+def test_changed_scaling_is_applied_on_redeploy(make_adapter, fake, export_v1):
+    make_adapter().deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    scaled = make_adapter(min_replicas=2, max_replicas=5, autoscaling_cpu_target=70)
+    plan = scaled.plan(spec(export_v1, "1"), export_v1)
+    assert [a.verb for a in plan.actions if a.resource == "vertex-deployed-model"] == ["update"]
+    record = scaled.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert record.changed
+    (body,) = fake.bodies("mutateDeployedModel")
+    assert body["deployedModel"]["id"] == record.resources["deployed_model_id"]
+    resources = fake.endpoints[MODEL]["deployedModels"][0]["dedicatedResources"]
+    assert (resources["minReplicaCount"], resources["maxReplicaCount"]) == (2, 5)
+    assert resources["autoscalingMetricSpecs"][0]["target"] == 70
+    assert not scaled.deploy(spec(export_v1, "1"), export_v1, timeout=60).changed
+    assert len(fake.bodies("mutateDeployedModel")) == 1
+
+
+def test_a_changed_machine_on_redeploy_is_refused(make_adapter, fake, export_v1):
+    make_adapter().deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    with pytest.raises(ConfigError, match="cannot change"):
+        make_adapter(machine_type="n1-standard-4").deploy(
+            spec(export_v1, "1"), export_v1, timeout=60
+        )
+    assert "mutateDeployedModel" not in fake.methods_called()
+
+
+# --------------------------------------------------------------------------- bucket region
+
+
+def test_a_bucket_in_another_region_is_refused_before_upload(adapter, fake, storage, export_v1):
+    bucket = storage.bucket(BUCKET)
+    bucket._patch_property("location", "EUROPE-WEST4")
+    bucket.patch()
+    with pytest.raises(ConfigError) as info:
+        adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert "EUROPE-WEST4" in info.value.message and REGION in info.value.message
+    assert bucket_objects(storage) == [] and "upload" not in fake.methods_called()
+    with pytest.raises(ConfigError, match="EUROPE-WEST4"):
+        adapter.plan(spec(export_v1, "1"), export_v1)
+
+
+def test_bucket_location_rules(adapter, storage, export_v1):
+    bucket = storage.bucket(BUCKET)
+    for location in ("US-CENTRAL1", "us-central1"):
+        bucket._patch_property("location", location)
+        bucket.patch()
+        assert upload.check_bucket_location(storage.bucket(BUCKET), REGION) is None
+    bucket._patch_property("location", "US")
+    bucket.patch()
+    assert "multi-region US" in upload.check_bucket_location(storage.bucket(BUCKET), REGION)
+    with pytest.raises(ConfigError):
+        upload.check_bucket_location(storage.bucket(BUCKET), "europe-west4")
+    with pytest.raises(ConfigError, match="does not exist"):
+        upload.check_bucket_location(storage.bucket("no-such-bucket"), REGION)
+
+
+def test_a_multi_region_bucket_deploys_with_a_warning(adapter, export_v1):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert any("multi-region US" in s for s in adapter.progress.statuses)
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_reads_and_idempotent_updates_are_resent_after_transport_errors(adapter, fake, export_v1):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    fake.fail_requests("listVersions")
+    fake.fail_requests("get")
+    (v1,) = adapter.list_versions(MODEL)
+    assert v1.is_default
+    assert fake.attempts.count("listVersions") >= 2
+    fake.fail_requests("patch")
+    adapter._vertex().patch_endpoint(MODEL, {"labels": {"team": "x"}}, ["labels"])
+    assert fake.endpoints[MODEL]["labels"] == {"team": "x"}
+
+
+def test_uploads_deploys_and_predictions_are_not_resent(adapter, fake, export_v1):
+    fake.fail_requests("upload")
+    with pytest.raises(ProviderError) as info:
+        adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert info.value.http_status == 503
+    assert fake.attempts.count("upload") == 1 and MODEL not in fake.models
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    fake.fail_requests("predict")
+    with pytest.raises(ProviderError):
+        adapter.predict(MODEL, PAYLOAD)
+    assert fake.attempts.count("predict") == 1
+
+
+# --------------------------------------------------------------------------- work done once
+
+
+def test_each_file_is_hashed_once_for_plan_and_deploy(adapter, big_export, monkeypatch):
+    hashed: list[Path] = []
+    real = upload.file_md5
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(upload, "file_md5", counting)
+    adapter.plan(spec(big_export, "1"), big_export)
+    adapter.deploy(spec(big_export, "1"), big_export, timeout=60)
+    assert sorted(hashed) == sorted(big_export.path / f for f in big_export.files)
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def test_version_logs_come_from_cloud_logging(adapter, fake, export_v1, export_v2):
+    r1 = adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    r2 = adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    for i in range(5):
+        fake.add_log(
+            MODEL,
+            r1.resources["deployed_model_id"],
+            f"v1 line {i}",
+            timestamp=f"2026-12-07T10:00:0{i}Z",
+        )
+    fake.add_log(
+        MODEL, r2.resources["deployed_model_id"], "v2 line", timestamp="2026-12-07T10:00:09Z"
+    )
+    fake.add_log(
+        "other", r1.resources["deployed_model_id"], "elsewhere", timestamp="2026-12-07T10:00:09Z"
+    )
+    assert adapter.version_logs(MODEL, "1", lines=3) == ["v1 line 2", "v1 line 3", "v1 line 4"]
+    assert adapter.version_logs(MODEL, "2") == ["v2 line"]
+    query = next(b for m, b in fake.calls if m == "list")
+    assert query["filter"].startswith('resource.type="aiplatform.googleapis.com/Endpoint"')
+    assert adapter.version_logs(MODEL, "9") == [] and adapter.version_logs("nope", "1") == []
+    fake.fail_requests("list", status=403)
+    assert adapter.version_logs(MODEL, "1") == []
+
+
 # --------------------------------------------------------------------------- predict
 
 
@@ -450,11 +842,29 @@ def test_predict_rejects_columnar_bodies(adapter, export_v1):
         adapter.predict(MODEL, {"inputs": {"x": [[1.0]]}})
 
 
-def test_predict_names_the_default_version_only(adapter, export_v1, export_v2):
+def test_predict_version_reaches_a_deployed_non_default_version(
+    adapter, fake, export_v1, export_v2
+):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)  # no traffic: verify first
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="1")) == [[2.5]]
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="2")) == [[3.0]]
+    assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]  # default untouched
+    preview = fake.endpoints[f"{MODEL}-v2"]
+    assert preview["trafficSplit"] == {preview["deployedModels"][0]["id"]: 100}
+    assert preview["deployedModels"][0]["dedicatedResources"]["maxReplicaCount"] == 1
+    adapter.set_default(MODEL, "2", timeout=60)
+    assert list(fake.endpoints) == [MODEL]  # the preview endpoint went with the promotion
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="2")) == [[3.0]]
+
+
+def test_predict_version_without_a_preview_endpoint_is_not_supported(
+    make_adapter, export_v1, export_v2
+):
+    adapter = make_adapter(preview_endpoints=False)
     adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
     adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
-    assert predictions(adapter.predict(MODEL, PAYLOAD, version="1")) == [[2.5]]
-    with pytest.raises(NotSupported):
+    with pytest.raises(NotSupported, match="preview endpoint"):
         adapter.predict(MODEL, PAYLOAD, version="2")
 
 
@@ -483,6 +893,7 @@ def test_delete_canary_version_moves_its_traffic_to_the_default(
     adapter.delete(MODEL, "2")
     (v1,) = adapter.list_versions(MODEL)
     assert v1.traffic == 100 and v1.is_default
+    assert list(fake.endpoints) == [MODEL]  # the canary's preview endpoint is gone too
 
 
 # --------------------------------------------------------------------------- operations
@@ -559,7 +970,7 @@ def test_preflight_clean_config_has_no_errors(export_v1):
     )
     findings = adapter.preflight(spec(export_v1, "1"), export_v1)
     assert [f for f in findings if f.severity == "error"] == []
-    assert {f.id for f in findings} == {"gcp.image", "gcp.image.registry"}  # runtime image info
+    assert {(f.id, f.severity) for f in findings} == {("gcp.image", "info")}  # runtime image
 
 
 def test_preflight_refuses_before_any_call(adapter, fake, storage, export_v1):

@@ -6,10 +6,20 @@ long-running operations. Every request is first checked against the discovery do
 shipped in google-api-python-client (:mod:`vertex_discovery`): a wrong path, verb, query
 parameter or body field is a 400/404/405, as a misspelt field would be on the real API.
 
-Behaviour modelled on the method descriptions (clouds.md A2, aiplatform.v1.json):
+Behaviour modelled on the method descriptions (clouds.md A2, aiplatform.v1.json), including
+the rules the discovery document states only in prose:
 
 * ``models.upload`` creates a model (``modelId``; its first version gets the ``default`` alias)
   or, with ``parentModel``, a new version; version ids count up and are never reused.
+  ``containerSpec.imageUri`` "must identify an image in Artifact Registry or Container
+  Registry" (``*-docker.pkg.dev``, ``gcr.io``, ``*.gcr.io``): anything else is a 400.
+* Version aliases: ``[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]`` on upload, the last character may be
+  ``-`` in ``mergeVersionAliases`` (the prose of each field), at most 128 characters.
+* Labels: the labels of the upload that created the model are the *model's* labels; every
+  upload's labels are that *version's*. "Both the model labels and the version labels are
+  merged when a model is returned" (UpdateModelRequest): which side wins on a shared key is
+  not documented, so the fake lets the model's label win. Code that identifies a version by
+  a label it set on that version therefore sees the first version's value.
 * ``mergeVersionAliases`` needs ``M@version``, moves an alias between versions, and ``-alias``
   removes one (never ``default``).
 * ``deployModel``/``undeployModel``/endpoint ``patch``: trafficSplit values sum to 100 (or the map
@@ -17,6 +27,12 @@ Behaviour modelled on the method descriptions (clouds.md A2, aiplatform.v1.json)
   deployed model that still carries traffic cannot be undeployed.
 * deleting a deployed version, the only version, the default version, a model with deployed
   versions, or an endpoint with deployed models is refused.
+* ``mutateDeployedModel`` changes only the fields its request documents (replica counts,
+  autoscaling specs, container logging) named in ``updateMask``; the deployed model keeps
+  its machine.
+* ``entries.list`` of Cloud Logging (``logging`` v2, validated against its own discovery
+  document) answers from log entries the test added with :meth:`FakeVertex.add_log`; the
+  filter may be ``path="value"`` terms joined by ``AND``.
 * ``predict`` picks a deployed model by the trafficSplit (deterministically, 100 slots in
   turn) and answers with the model the test harness loaded for that deployed model's
   ``artifactUri`` (``load_model``): the tests load the real SavedModel from the storage
@@ -25,6 +41,9 @@ Behaviour modelled on the method descriptions (clouds.md A2, aiplatform.v1.json)
 Latency knob: ``operation_polls`` — each new operation answers ``done: false`` to that many
 GETs before it completes (its effect is applied when it completes). ``fail_next(method_id,
 message)`` makes the next such operation finish with an error instead.
+``fail_requests(method, times, status)`` answers the next ``times`` requests of a method with
+a transport-level error status (503 by default) before touching any state, as a flaky
+front end would; every request that arrived, failed or not, is in ``attempts``.
 """
 
 from __future__ import annotations
@@ -44,6 +63,15 @@ from tests.adapters.fakes.vertex_discovery import Discovery, Invalid, load_docum
 
 Predictor = Callable[[list[Any]], list[Any]]
 ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]$")
+MERGE_ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]$")
+IMAGE_HOST = re.compile(r"^(?:[a-z0-9-]+-docker\.pkg\.dev|gcr\.io|[a-z0-9-]+\.gcr\.io)$")
+MUTABLE = {
+    "dedicatedResources.minReplicaCount",
+    "dedicatedResources.maxReplicaCount",
+    "dedicatedResources.requiredReplicaCount",
+    "dedicatedResources.autoscalingMetricSpecs",
+    "disableContainerLogging",
+}
 TYPE_PREFIX = "type.googleapis.com/google.cloud.aiplatform.v1."
 
 
@@ -93,10 +121,15 @@ class FakeVertex:
     operations: dict[str, Operation] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    model_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    transport_failures: dict[str, list[int]] = field(default_factory=dict)
+    attempts: list[str] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
         self.discovery = Discovery(load_document())
+        self.logging = Discovery(load_document("logging", "v2"))
         self._ids = itertools.count(1)
         self._route = itertools.count()
         self.server: ThreadingHTTPServer | None = None
@@ -140,6 +173,35 @@ class FakeVertex:
         """Make the next operation of ``method`` (e.g. "deployModel") end with ``message``."""
         self.failures[method] = message
 
+    def fail_requests(self, method: str, times: int = 1, status: int = 503) -> None:
+        """Answer the next ``times`` requests of ``method`` (short name) with ``status``."""
+        self.transport_failures[method] = [status] * times
+
+    def add_log(
+        self, endpoint_id: str, deployed_model_id: str, text: str, *, timestamp: str
+    ) -> None:
+        """Add a serving-container log line as Vertex writes it to Cloud Logging."""
+        project, region = "test-project", "us-central1"
+        with self.lock:
+            self.logs.append(
+                {
+                    "logName": f"projects/{project}/logs/"
+                    "aiplatform.googleapis.com%2Fprediction_container",
+                    "resource": {
+                        "type": "aiplatform.googleapis.com/Endpoint",
+                        "labels": {
+                            "endpoint_id": endpoint_id,
+                            "location": region,
+                            "resource_container": project,
+                        },
+                    },
+                    "labels": {"deployed_model_id": deployed_model_id},
+                    "textPayload": text,
+                    "timestamp": timestamp,
+                    "insertId": str(len(self.logs)),
+                }
+            )
+
     def methods_called(self) -> list[str]:
         """The short method names of every valid request so far, in order."""
         return [m for m, _ in self.calls]
@@ -153,10 +215,17 @@ class FakeVertex:
     def handle(self, verb: str, raw_path: str, body: Any) -> tuple[int, dict[str, Any]]:
         url = urlsplit(raw_path)
         query = parse_qs(url.query)
+        discovery = self.logging if url.path.startswith("/v2/") else self.discovery
         try:
-            method = self.discovery.match(verb, url.path, query)
-            self.discovery.validate_body(method, body)
+            method = discovery.match(verb, url.path, query)
             short = method.id.rsplit(".", 1)[-1]
+            with self.lock:
+                self.attempts.append(short)
+                failing = self.transport_failures.get(short)
+                if failing:
+                    status = failing.pop(0)
+                    raise Invalid(status, f"the service is unavailable ({status}); try again")
+            discovery.validate_body(method, body)
             handler = getattr(
                 self, "_" + method.id.split("locations.", 1)[-1].replace(".", "_"), None
             )
@@ -167,9 +236,12 @@ class FakeVertex:
                 self.calls.append((short, body))
                 return 200, handler(name, {k: v[0] for k, v in query.items()}, body or {})
         except Invalid as e:
-            status = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}.get(
-                e.status, "FAILED_PRECONDITION"
-            )
+            status = {
+                400: "INVALID_ARGUMENT",
+                404: "NOT_FOUND",
+                409: "ALREADY_EXISTS",
+                503: "UNAVAILABLE",
+            }.get(e.status, "FAILED_PRECONDITION")
             return e.status, {"error": {"code": e.status, "message": e.message, "status": status}}
 
     def _operation(self, parent: str, method: str, apply: Callable[[], dict]) -> dict[str, Any]:
@@ -222,11 +294,21 @@ class FakeVertex:
         model = dict(body["model"])
         if "displayName" not in model or "containerSpec" not in model:
             raise Invalid(400, "model.displayName and model.containerSpec are required")
-        if not model["containerSpec"].get("imageUri"):
+        image = model["containerSpec"].get("imageUri", "")
+        if not image:
             raise Invalid(400, "containerSpec.imageUri is required")
+        host, slash, _ = image.partition("/")
+        if not slash or not IMAGE_HOST.match(host):
+            raise Invalid(
+                400,
+                f"containerSpec.imageUri {image!r} must identify an image in Artifact Registry "
+                "or Container Registry",
+            )
         aliases = model.get("versionAliases", [])
         if bad := [a for a in aliases if not ALIAS.match(a)]:
-            raise Invalid(400, f"invalid version aliases {bad}")
+            raise Invalid(
+                400, f"invalid version aliases {bad}: the format is [a-z][a-zA-Z0-9-]*[a-z0-9]"
+            )
         if "parentModel" in body:
             _, model_id, _ = self._split_model(body["parentModel"])
             if model_id not in self.models:
@@ -237,6 +319,7 @@ class FakeVertex:
                 raise Invalid(409, f"Model {parent}/models/{model_id} already exists")
             self.models[model_id] = {}
             self.next_version[model_id] = 1
+            self.model_labels[model_id] = dict(model.get("labels", {}))
         name = f"{parent}/models/{model_id}"
 
         def apply() -> dict[str, Any]:
@@ -266,14 +349,20 @@ class FakeVertex:
 
         return self._operation(name, "upload", apply)
 
+    def _returned(self, model_id: str, version: dict[str, Any]) -> dict[str, Any]:
+        """A version as the API returns it: model and version labels merged (model wins)."""
+        labels = {**version.get("labels", {}), **self.model_labels.get(model_id, {})}
+        return {**version, "labels": labels} if labels else dict(version)
+
     def _models_get(self, name: str, query: dict, body: dict) -> dict[str, Any]:
-        return self._resolve(name)[2]
+        model_id, _, version = self._resolve(name)
+        return self._returned(model_id, version)
 
     def _models_listVersions(self, name: str, query: dict, body: dict) -> dict[str, Any]:
         _, model_id, _ = self._split_model(name)
         if model_id not in self.models:
             raise Invalid(404, f"Model {name} not found")
-        return {"models": list(self.models[model_id].values())}
+        return {"models": [self._returned(model_id, v) for v in self.models[model_id].values()]}
 
     def _models_mergeVersionAliases(self, name: str, query: dict, body: dict) -> dict[str, Any]:
         if "@" not in name:
@@ -282,18 +371,20 @@ class FakeVertex:
         for alias in body.get("versionAliases", []):
             if alias == "-default":
                 raise Invalid(400, "the default alias cannot be removed, only moved")
+            if not MERGE_ALIAS.match(alias.removeprefix("-")):
+                raise Invalid(
+                    400, f"invalid alias {alias!r}: at most 128 characters of [a-z][a-zA-Z0-9-]*"
+                )
             if alias.startswith("-"):
                 if alias[1:] in target["versionAliases"]:
                     target["versionAliases"].remove(alias[1:])
                 continue
-            if not ALIAS.match(alias):
-                raise Invalid(400, f"invalid alias {alias!r}")
             for other in self.models[model_id].values():
                 if alias in other["versionAliases"]:
                     other["versionAliases"].remove(alias)
             target["versionAliases"].append(alias)
         target["versionUpdateTime"] = _now()
-        return target
+        return self._returned(model_id, target)
 
     def _deployed_versions(self, model_id: str) -> set[str]:
         return {
@@ -329,6 +420,7 @@ class FakeVertex:
 
         def apply() -> dict[str, Any]:
             del self.models[model_id]
+            self.model_labels.pop(model_id, None)
             return {}
 
         return self._operation(name, "delete", apply)
@@ -382,7 +474,9 @@ class FakeVertex:
     def _check_split(split: dict[str, int], ids: set[str]) -> None:
         if unknown := set(split) - ids:
             raise Invalid(400, f"trafficSplit names unknown deployed models {sorted(unknown)}")
-        if split and sum(split.values()) != 100:
+        if any(int(v) < 0 or int(v) > 100 for v in split.values()):
+            raise Invalid(400, f"trafficSplit percentages must be 0-100, got {split}")
+        if split and sum(int(v) for v in split.values()) != 100:
             raise Invalid(400, f"trafficSplit must sum to 100, got {sum(split.values())}")
 
     def _endpoints_patch(self, name: str, query: dict, body: dict) -> dict[str, Any]:
@@ -447,6 +541,50 @@ class FakeVertex:
 
         return self._operation(name, "deployModel", apply)
 
+    def _endpoints_mutateDeployedModel(self, name: str, query: dict, body: dict) -> dict[str, Any]:
+        endpoint = self._endpoint(name)
+        wanted = body.get("deployedModel", {})
+        deployed = next(
+            (d for d in endpoint["deployedModels"] if d["id"] == wanted.get("id")), None
+        )
+        if deployed is None:
+            raise Invalid(404, f"deployed model {wanted.get('id')!r} not found in {name}")
+        mask = [
+            ".".join(
+                re.sub(r"_([a-z])", lambda m: m.group(1).upper(), part) for part in f.split(".")
+            )
+            for f in body.get("updateMask", "").split(",")
+            if f
+        ]
+        if not mask:
+            raise Invalid(400, "updateMask is required")
+        if bad := [f for f in mask if f not in MUTABLE]:
+            raise Invalid(400, f"fields {bad} of a deployed model cannot be mutated")
+        resources = dict(deployed.get("dedicatedResources", {}))
+        given = wanted.get("dedicatedResources", {})
+        for path in mask:
+            if path.startswith("dedicatedResources."):
+                key = path.split(".", 1)[1]
+                if key in given:
+                    resources[key] = given[key]
+                else:
+                    resources.pop(key, None)
+        if resources.get("minReplicaCount", 1) < 1:
+            raise Invalid(400, "dedicatedResources.minReplicaCount must be >= 1")
+        if (
+            resources.get("maxReplicaCount", resources["minReplicaCount"])
+            < resources["minReplicaCount"]
+        ):
+            raise Invalid(400, "maxReplicaCount must be >= minReplicaCount")
+
+        def apply() -> dict[str, Any]:
+            deployed["dedicatedResources"] = resources
+            if "disableContainerLogging" in mask:
+                deployed["disableContainerLogging"] = wanted.get("disableContainerLogging", False)
+            return {"@type": TYPE_PREFIX + "MutateDeployedModelResponse", "deployedModel": deployed}
+
+        return self._operation(name, "mutateDeployedModel", apply)
+
     def _endpoints_undeployModel(self, name: str, query: dict, body: dict) -> dict[str, Any]:
         endpoint = self._endpoint(name)
         deployed_id = body.get("deployedModelId", "")
@@ -456,7 +594,8 @@ class FakeVertex:
         remaining = {d["id"] for d in endpoint["deployedModels"]} - {deployed_id}
         if split is not None:
             self._check_split(split, remaining)
-        elif endpoint["trafficSplit"].get(deployed_id, 0) > 0:
+        elif remaining and endpoint["trafficSplit"].get(deployed_id, 0) > 0:
+            # undeploying the last deployed model always leaves the split empty (the doc)
             raise Invalid(400, f"deployed model {deployed_id} still receives traffic")
 
         def apply() -> dict[str, Any]:
@@ -466,6 +605,8 @@ class FakeVertex:
             self.predictors.pop(deployed_id, None)
             if split is not None:
                 endpoint["trafficSplit"] = split
+            elif not endpoint["deployedModels"]:
+                endpoint["trafficSplit"] = {}
             return {"@type": TYPE_PREFIX + "UndeployModelResponse"}
 
         return self._operation(name, "undeployModel", apply)
@@ -490,3 +631,27 @@ class FakeVertex:
             "modelVersionId": deployed["modelVersionId"],
             "modelDisplayName": deployed.get("displayName", ""),
         }
+
+    # ------------------------------------------------------------------ Cloud Logging
+
+    def _logging_entries_list(self, name: str, query: dict, body: dict) -> dict[str, Any]:
+        terms = [t.strip() for t in body.get("filter", "").split(" AND ") if t.strip()]
+        wanted: list[tuple[list[str], str]] = []
+        for term in terms:
+            match = re.fullmatch(r'([a-zA-Z_.]+)="([^"]*)"', term)
+            if match is None:
+                raise Invalid(400, f'the fake understands only path="value" terms: {term!r}')
+            wanted.append((match.group(1).split("."), match.group(2)))
+
+        def value(entry: dict[str, Any], path: list[str]) -> Any:
+            node: Any = entry
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            return node
+
+        found = [e for e in self.logs if all(value(e, p) == v for p, v in wanted)]
+        order = body.get("orderBy", "timestamp asc")
+        if order not in ("timestamp asc", "timestamp desc"):
+            raise Invalid(400, f"orderBy is 'timestamp asc' or 'timestamp desc', not {order!r}")
+        found.sort(key=lambda e: e["timestamp"], reverse=order == "timestamp desc")
+        return {"entries": found[: int(body.get("pageSize", 50))]}
