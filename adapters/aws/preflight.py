@@ -1,7 +1,8 @@
 """SageMaker preflight rules: run before anything is uploaded; no network, no side effects.
 
-Every limit comes from ``cloudserve/limits/aws.yaml`` (with its source URL); the instance
-types come from botocore's own SageMaker service model, loaded only when a rule needs them.
+Every limit comes from ``limits.yaml`` beside this module (with its source URL); the instance
+types and the tag rules come from botocore's own SageMaker service model, loaded only when a
+rule needs them.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from cloudserve.errors import MissingDependency
 from cloudserve.limits import limit, source
 from cloudserve.records import DeploySpec, ExportInfo, Finding
-from cloudserve_adapters.aws import images, naming
+from cloudserve_adapters.aws import images, naming, validation
 from cloudserve_adapters.aws.config import AwsConfig
 
 T = "aws"
@@ -38,6 +40,7 @@ def check_names(config: AwsConfig, spec: DeploySpec) -> list[Finding]:
     longest = limit(T, "name_max_chars")
     names = {
         "model and endpoint config": naming.resource_name(spec.model, spec.version),
+        "composed endpoint config": naming.composed_config_name(spec.model, "0" * 64),
         "endpoint": config.endpoint_name or spec.model,
     }
     findings = []
@@ -245,8 +248,51 @@ def check_serverless(config: AwsConfig, export: ExportInfo) -> list[Finding]:
     return findings
 
 
+def check_tags(config: AwsConfig, spec: DeploySpec) -> list[Finding]:
+    """User tags against botocore's TagKey/TagValue (pattern, length), the reserved ``aws:``
+    and ``cloudserve:`` prefixes, and the 50-tag limit (with cloudserve's own tags)."""
+    tags = {**config.tags, **spec.tags}
+    if not tags:
+        return []
+    try:
+        validation.service_model("sagemaker")
+    except MissingDependency as e:
+        return [_finding("tags", "info", f"tags not checked: {e.message}", fix=e.hint)]
+    findings = []
+    for key, value in tags.items():
+        problems = validation.shape_violations("sagemaker", "TagKey", key, f"tag key {key!r}")
+        problems += validation.shape_violations(
+            "sagemaker", "TagValue", value, f"tag {key!r} value"
+        )
+        if key.lower().startswith(("aws:", "cloudserve:")):
+            problems.append(f"tag key {key!r} uses a reserved prefix (aws:, cloudserve:)")
+        for problem in problems:
+            findings.append(
+                _finding(
+                    "tags",
+                    "error",
+                    f"SageMaker would refuse the tags: {problem}",
+                    fix="tags allow letters, digits, spaces and _ . : / = + - @ (keys 1-128, "
+                    "values up to 256 characters); e.g. team: ml-platform",
+                    key="tag_value_max_chars",
+                )
+            )
+    own = 4  # cloudserve:model, :version, :sha256 or :default-history
+    top = validation.service_model("sagemaker").shape_for("TagList").metadata["max"]
+    if len(tags) + own > top:
+        findings.append(
+            _finding(
+                "tags",
+                "error",
+                f"{len(tags)} tags plus cloudserve's {own} exceed SageMaker's {top} per resource",
+                fix=f"keep at most {top - own} tags",
+            )
+        )
+    return findings
+
+
 def check_variants(config: AwsConfig, spec: DeploySpec) -> list[Finding]:
-    """One production variant per endpoint config (1-10 allowed; serverless allows one)."""
+    """A traffic split: whole percents summing to 100 over 1-10 variants, real-time only."""
     count = max(1, len(spec.traffic or {}))
     if count > limit(T, "variants_max"):
         return [
@@ -269,14 +315,15 @@ def check_variants(config: AwsConfig, spec: DeploySpec) -> list[Finding]:
                 key="serverless_memory_mb",
             )
         ]
-    if count > 1:
+    if spec.traffic and (
+        sum(spec.traffic.values()) != 100 or any(p < 0 for p in spec.traffic.values())
+    ):
         return [
             _finding(
                 "variants",
                 "error",
-                "the aws target routes all traffic to one version (blue/green switch); "
-                "traffic splits are not supported",
-                fix="drop traffic: and use set-default / rollback",
+                f"traffic {spec.traffic} must give each version a percent >= 0, summing to 100",
+                fix="e.g. traffic: {'1': 90, '2': 10}",
             )
         ]
     return []
@@ -367,6 +414,7 @@ def run(config: AwsConfig, spec: DeploySpec, export: ExportInfo) -> list[Finding
         *check_instances(config),
         *check_serverless(config, export),
         *check_variants(config, spec),
+        *check_tags(config, spec),
         *check_image(config, export),
         *check_payload(config),
     ]

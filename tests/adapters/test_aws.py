@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -35,10 +36,10 @@ from cloudserve.errors import (
 )
 from cloudserve.records import DeploySpec, ExportInfo
 from cloudserve.waiting import Interrupted
-from cloudserve_adapters.aws import images, naming, packaging
+from cloudserve_adapters.aws import images, naming, packaging, state, validation
 from cloudserve_adapters.aws.adapter import SageMakerAdapter
 from cloudserve_adapters.aws.config import AwsConfig, AwsTimeouts, ServerlessSettings
-from tests.adapters.aws_harness import Harness
+from tests.adapters.aws_harness import Harness, StrictViolation
 from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
 
 pytestmark = pytest.mark.slow
@@ -529,6 +530,7 @@ def _ids(adapter: SageMakerAdapter, s: DeploySpec, export: ExportInfo) -> dict[s
     ("overrides", "spec_kw", "rule"),
     [
         ({}, {"model": "m" * 61}, "aws.name"),  # m...m-v1: 64 chars
+        ({}, {"model": "m" * 52}, "aws.name"),  # m...m-e<10 hex>: 64 chars
         ({}, {"model": "bad_name"}, "aws.name"),
         ({"endpoint_name": "-bad"}, {}, "aws.name"),
         ({}, {"version": "0"}, "aws.version"),
@@ -563,7 +565,13 @@ def _ids(adapter: SageMakerAdapter, s: DeploySpec, export: ExportInfo) -> dict[s
         ),
         ({"serverless": ServerlessSettings()}, {"traffic": {"1": 50, "2": 50}}, "aws.variants"),
         ({}, {"traffic": {str(v): 9 for v in range(1, 12)}}, "aws.variants"),
-        ({}, {"traffic": {"1": 90, "2": 10}}, "aws.variants"),
+        ({}, {"traffic": {"1": 90, "2": 20}}, "aws.variants"),
+        ({"tags": {"team": "a,b"}}, {}, "aws.tags"),  # defect 1: TagValue has no ","
+        ({}, {"tags": {"owner": "x" * 257}}, "aws.tags"),
+        ({}, {"tags": {"aws:reserved": "1"}}, "aws.tags"),
+        ({"tags": {f"k{i}": "v" for i in range(47)}}, {}, "aws.tags"),
+        ({"instance_type": "ml.inf2.xlarge", "image": None}, {}, "aws.image"),  # defect 3
+        ({"instance_type": "ml.trn1.2xlarge", "image": None}, {}, "aws.image"),
         ({"image": "x" * 256}, {}, "aws.image"),
     ],
 )
@@ -655,3 +663,290 @@ def test_import_without_boto3_then_use_says_how_to_install() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "pip install 'cloudserve[aws]'"
+
+
+# --------------------------------------------------------------------------- strict stand-in
+
+
+def test_strict_clients_refuse_what_aws_refuses(moto) -> None:
+    """Pattern (Java \\p classes, whole value), enum, max length/count: checked before moto."""
+    sm = moto.clients().sagemaker()
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"
+    with pytest.raises(StrictViolation, match="TagValue's pattern"):
+        sm.add_tags(ResourceArn=arn, Tags=[{"Key": "history", "Value": "1,2"}])
+    with pytest.raises(StrictViolation, match="not one of"):
+        sm.list_endpoints(SortBy="Size")
+    with pytest.raises(StrictViolation, match="above the maximum 63"):
+        sm.describe_endpoint(EndpointName="e" * 64)
+    variant = {"VariantName": "v1", "ModelName": "m", "InstanceType": "ml.m5.large"}
+    with pytest.raises(StrictViolation, match="11 entries, above the maximum 10"):
+        sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[variant] * 11)
+    assert {v.split(".")[0] for v in moto.violations} == {
+        "AddTags",
+        "ListEndpoints",
+        "DescribeEndpoint",
+        "CreateEndpointConfig",
+    }
+    moto.violations.clear()  # this test made them on purpose
+    shape = validation.service_model("sagemaker").shape_for("TagValue")
+    assert validation.violations(shape, "naïve café 1/2 @x+y=z", "v") == []
+    assert validation.violations(shape, state.encode_history(["1", "2", "10"]), "v") == []
+    resource_id = validation.service_model("application-autoscaling").shape_for("ResourceId")
+    assert validation.violations(resource_id, "endpoint/e/variant/v1 \U0001f600", "r") == []
+    assert validation.violations(resource_id, "bell\x07", "r") != []
+
+
+# --------------------------------------------------------------------------- issue 8 defects
+
+
+def scalable_targets(adapter: SageMakerAdapter) -> list[dict[str, Any]]:
+    aas = adapter.clients.autoscaling()
+    return aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+
+
+def test_a_step_after_the_switch_fails_then_rerun_finishes(
+    make_adapter, moto, export_v1, export_v2
+) -> None:
+    """Defect 1: traffic switched, AddTags refused: capacity stays attached, the error says
+    what serves, and re-running finishes without switching again."""
+    adapter = make_adapter(max_instances=3)
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    moto.fail_next("add_tags")
+    with pytest.raises(ProviderError, match="v2 is serving .* default history") as caught:
+        adapter.set_default(MODEL, "2")
+    assert "again" in caught.value.hint
+    assert [t["ResourceId"] for t in scalable_targets(adapter)] == [f"endpoint/{MODEL}/variant/v2"]
+    assert endpoint_history(adapter) == "1"
+    calls = count_calls(adapter.clients.sagemaker())
+    record = adapter.set_default(MODEL, "2")
+    assert record.changed and record.is_default and calls["UpdateEndpoint"] == 0
+    assert endpoint_history(adapter) == "1/2"
+
+
+def test_bad_user_tags_stop_the_deploy_before_anything_is_sent(make_adapter, export_v1) -> None:
+    adapter = make_adapter(tags={"cost-center": "ml,platform"})
+    calls = count_calls(adapter.clients.s3())
+    with pytest.raises(PreflightError) as caught:
+        adapter.deploy(spec(export_v1, "1"), export_v1)
+    [finding] = [f for f in caught.value.findings if f.id == "aws.tags"]
+    assert "cost-center" in finding.message and calls == Counter()
+
+
+def test_images_for_new_regions_graviton_and_neuron(export_v1) -> None:
+    """Defect 3: accounts of newer regions, the Graviton repository, Inferentia/Trainium."""
+    expected = {
+        "ap-east-2": "975050140332",
+        "ap-southeast-5": "550225433462",
+        "ap-southeast-6": "633930458069",
+        "ap-southeast-7": "590183813437",
+        "mx-central-1": "637423239942",
+    }
+    for region, account in expected.items():
+        assert images.uri(region, "2.19.0", "cpu") == (
+            f"{account}.dkr.ecr.{region}.amazonaws.com/tensorflow-inference:2.19.0-cpu"
+        )
+    assert images.processor("ml.c7g.xlarge") == "graviton"
+    assert images.processor("ml.inf2.xlarge") == images.processor("ml.trn1.2xlarge") == "neuron"
+    choice = images.resolve((2, 14), "us-west-2", "graviton")
+    assert choice is not None and choice.uri == (
+        "763104351884.dkr.ecr.us-west-2.amazonaws.com/tensorflow-inference-graviton:"
+        "2.14.1-cpu-py310-ubuntu20.04-sagemaker"
+    )
+    assert images.resolve((2, 18), "us-west-2", "graviton") is None  # no Graviton 2.18 image
+    graviton = SageMakerAdapter(config(image=None, instance_type="ml.c7g.xlarge"))
+    tf214 = dataclasses.replace(export_v1, tf_version="2.14.1")
+    assert "tensorflow-inference-graviton" in graviton._image(tf214)
+    inf = SageMakerAdapter(config(image=None, instance_type="ml.inf2.xlarge"))
+    [finding] = [f for f in inf.preflight(spec(export_v1, "1"), export_v1) if f.id == "aws.image"]
+    assert finding.severity == "error" and "Inferentia/Trainium" in finding.message
+
+
+def _foreign_endpoint(moto: Harness) -> Any:
+    sm = moto.clients().sagemaker()
+    sm.create_model(
+        ModelName="someone-elses",
+        PrimaryContainer={"Image": RUNTIME_IMAGE},
+        ExecutionRoleArn=ROLE,
+    )
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": "someone-elses",
+        "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1,
+    }
+    sm.create_endpoint_config(EndpointConfigName="someone-elses", ProductionVariants=[variant])
+    sm.create_endpoint(EndpointName=MODEL, EndpointConfigName="someone-elses")
+    return sm
+
+
+def test_a_same_named_endpoint_cloudserve_did_not_create_is_refused(
+    make_adapter, moto, export_v1
+) -> None:
+    """Defect 5: neither taken over nor deleted."""
+    sm = _foreign_endpoint(moto)
+    adapter = make_adapter()
+    with pytest.raises(ConfigError, match="did not create") as caught:
+        adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert "endpoint_name" in caught.value.hint and bucket_keys(adapter) == []
+    with pytest.raises(ConfigError, match="did not create"):
+        adapter.delete(MODEL)
+    with pytest.raises(ConfigError, match="did not create"):
+        adapter.plan(spec(export_v1, "1"), export_v1)
+    endpoint = sm.describe_endpoint(EndpointName=MODEL)
+    assert endpoint["EndpointConfigName"] == "someone-elses"
+    other = make_adapter(endpoint_name="contract-model-ep").deploy(spec(export_v1, "1"), export_v1)
+    assert other.is_default
+
+
+def test_a_same_named_model_cloudserve_did_not_create_is_refused(
+    make_adapter, moto, export_v1
+) -> None:
+    moto.clients().sagemaker().create_model(
+        ModelName=f"{MODEL}-v1", PrimaryContainer={"Image": RUNTIME_IMAGE}, ExecutionRoleArn=ROLE
+    )
+    with pytest.raises(ConfigError, match="did not create"):
+        make_adapter().deploy(spec(export_v1, "1"), export_v1)
+
+
+def test_switch_keeps_an_autoscaled_fleet(make_adapter, export_v1, export_v2) -> None:
+    """Defect 7: autoscaling grew v1 to 4 instances; the switch to v2 starts 4, not 1."""
+    adapter = make_adapter(max_instances=6)
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)
+    sm = adapter.clients.sagemaker()
+    sm.update_endpoint_weights_and_capacities(  # what Application Auto Scaling does
+        EndpointName=MODEL,
+        DesiredWeightsAndCapacities=[{"VariantName": "v1", "DesiredInstanceCount": 4}],
+    )
+    adapter.set_default(MODEL, "2")
+    endpoint = sm.describe_endpoint(EndpointName=MODEL)
+    [variant] = endpoint["ProductionVariants"]
+    assert variant["VariantName"] == "v2" and variant["CurrentInstanceCount"] == 4
+    config_ = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert config_["ProductionVariants"][0]["InitialInstanceCount"] == 4
+    [target] = scalable_targets(adapter)
+    assert target["ResourceId"].endswith("/variant/v2") and target["MaxCapacity"] == 6
+    assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[3.0]]
+    assert adapter.rollback(MODEL).version == "1"
+    assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] != []
+    removed = adapter.delete(MODEL)
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == [], removed
+
+
+def test_changed_scaling_settings_apply_on_redeploy(make_adapter, export_v1) -> None:
+    """Defect 7: new bounds and target are re-registered; dropping max_instances removes it."""
+    make_adapter(max_instances=3).deploy(spec(export_v1, "1"), export_v1)
+    adapter = make_adapter(min_instances=2, max_instances=5, target_invocations_per_instance=100)
+    again = adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert again.changed
+    [target] = scalable_targets(adapter)
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 5)
+    aas = adapter.clients.autoscaling()
+    [policy] = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 100.0
+    assert not adapter.deploy(spec(export_v1, "1"), export_v1).changed
+    make_adapter().deploy(spec(export_v1, "1"), export_v1)
+    assert scalable_targets(adapter) == []
+
+
+def test_create_endpoint_is_retried_while_the_config_is_not_visible(
+    make_adapter, moto, export_v1
+) -> None:
+    """Defect 8: SageMaker's reads are eventually consistent."""
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/contract-model-v1"
+    moto.fail_next("create_endpoint", f'Could not find endpoint configuration "{arn}".')
+    progress = Recorder()
+    adapter = make_adapter(progress=progress)
+    calls = count_calls(adapter.clients.sagemaker())
+    record = adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert record.is_default and calls["CreateEndpoint"] == 2
+    assert any("not visible yet" in s for s in progress.statuses)
+
+
+def test_bucket_in_another_region_is_refused_before_upload(make_adapter, moto, export_v1) -> None:
+    """Defect 9: SageMaker reads model.tar.gz only from a bucket in its own region."""
+    moto.clients("eu-west-1").s3().create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    adapter = make_adapter()
+    calls = count_calls(adapter.clients.s3())
+    with pytest.raises(ConfigError, match="is in eu-west-1, but the endpoint is in us-east-1"):
+        adapter.plan(spec(export_v1, "1"), export_v1)
+    with pytest.raises(ConfigError, match="eu-west-1"):
+        adapter.deploy(spec(export_v1, "1"), export_v1)
+    assert not {"PutObject", "CreateMultipartUpload"} & set(calls)
+    assert adapter.clients.sagemaker().list_models()["Models"] == []
+
+
+def test_predict_is_not_retried_after_a_read_timeout(make_adapter, moto, export_v1) -> None:
+    """Defect 10: InvokeEndpoint is not idempotent; one attempt, then a clear error."""
+    timeouts = AwsTimeouts(poll_initial_s=0.01, poll_max_s=0.05, read_timeout_s=0.5)
+    adapter = make_adapter(timeouts=timeouts)
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    moto.attempts = 0
+    moto.hang_next_invocation(1.5)
+    with pytest.raises(ProviderError, match="read timeout"):
+        adapter.predict(MODEL, PAYLOAD)
+    assert moto.attempts == 1
+
+
+def test_canary_split_and_target_variant(make_adapter, export_v1, export_v2) -> None:
+    """Defect 11: traffic: weights variants in one config; --version reaches each."""
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    plan = adapter.plan(spec(export_v2, "2", traffic={"1": 90, "2": 10}), export_v2)
+    [route] = [a for a in plan.actions if a.resource == "sagemaker-endpoint"]
+    assert route.verb == "route" and "v1 90% + v2 10%" in route.detail
+    record = adapter.deploy(spec(export_v2, "2", traffic={"1": 90, "2": 10}), export_v2)
+    assert (record.is_default, record.traffic) == (False, 10)
+    sm = adapter.clients.sagemaker()
+    name = sm.describe_endpoint(EndpointName=MODEL)["EndpointConfigName"]
+    weights = {
+        v["VariantName"]: v["InitialVariantWeight"]
+        for v in sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
+    }
+    assert weights == {"v1": 90.0, "v2": 10.0}
+    v2, v1 = adapter.list_versions(MODEL)
+    assert (v1.is_default, v1.traffic, v2.is_default, v2.traffic) == (True, 90, False, 10)
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="2")) == [[3.0]]
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="1")) == [[2.5]]
+    adapter.set_default(MODEL, "2")
+    assert sm.describe_endpoint(EndpointName=MODEL)["EndpointConfigName"] == f"{MODEL}-v2"
+    assert name not in [
+        c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
+    ]
+    with pytest.raises(NotSupported, match="no variant for v1"):
+        adapter.predict(MODEL, PAYLOAD, version="1")
+
+
+def test_plan_then_deploy_builds_the_tarball_once(make_adapter, export_v1, tmp_path) -> None:
+    """Defect 12: plan and deploy share one build; a changed export is built again."""
+    export_dir = tmp_path / "export"
+    shutil.copytree(export_v1.path, export_dir)
+    export = dataclasses.replace(export_v1, path=export_dir)
+    progress = Recorder()
+    adapter = make_adapter(progress=progress)
+    adapter.plan(spec(export, "1"), export)
+    adapter.deploy(spec(export, "1"), export)
+    assert sum(s.startswith("packaging") for s in progress.statuses) == 1
+    (export_dir / "assets" / "foo.txt").chmod(0o644)
+    (export_dir / "assets" / "foo.txt").write_text("changed")
+    adapter.plan(spec(export, "2"), export)
+    adapter.deploy(spec(export, "2"), export)
+    assert sum(s.startswith("packaging") for s in progress.statuses) == 2
+
+
+def test_version_logs_come_from_cloudwatch(make_adapter, moto) -> None:
+    logs = moto.clients().logs()
+    group = f"/aws/sagemaker/Endpoints/{MODEL}"
+    logs.create_log_group(logGroupName=group)
+    now_ms = int(time.time() * 1000)  # CloudWatch refuses events older than 14 days
+    for stream, lines in {"v1/i-0a": ["v1 a", "v1 b", "v1 c"], "v2/i-0b": ["v2 a"]}.items():
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        events = [{"timestamp": now_ms + i, "message": m} for i, m in enumerate(lines)]
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+    adapter = make_adapter()
+    assert adapter.version_logs(MODEL, "1", lines=2) == ["v1 b", "v1 c"]
+    assert adapter.version_logs(MODEL, "2") == ["v2 a"]
+    assert adapter.version_logs("no-such-model", "1") == []
