@@ -25,8 +25,8 @@ def delete(
 ) -> None:
     """Delete one version (--version) or the whole model and everything it uploaded.
 
-    Asks for confirmation on a terminal; without a terminal (CI) it needs --yes and never
-    prompts. Deleting what is already gone succeeds.
+    Asks for confirmation on a terminal (answering no deletes nothing and exits 0); without a
+    terminal (CI) it needs --yes and never prompts. Deleting what is already gone succeeds.
     """
     cli = state(ctx)
     settings = cli.settings(model=model, target=target, sets=sets)
@@ -39,7 +39,8 @@ def delete(
                 hint="pass --yes to delete non-interactively",
             )
         if not cli.output.confirm(f"Delete {what} on target '{settings.target}'?"):
-            raise typer.Abort()
+            cli.output.line(f"nothing deleted: you answered no for {what}")
+            return
     with cli.adapter(settings) as adapter:
         removed = adapter.delete(name, version)
     cli.output.result(

@@ -2,7 +2,10 @@
 
 Its state lives on the class, so several CLI invocations in one test see the same "cloud";
 the ``fake_target`` fixture resets it. ``UPLOADS`` records every upload, so tests can prove
-that a dry run or a failed preflight uploaded nothing.
+that a dry run or a failed preflight uploaded nothing. ``BROKEN`` versions load but fail
+every predict (with log lines), ``PREDICTS`` records every predict as (version asked, version
+that answered), and ``DEFAULT_ONLY`` makes it a target that cannot send a request to a
+version without traffic (``predict(version=...)`` raises NotSupported).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from cloudserve.adapter import Adapter, AdapterConfig, Feature
-from cloudserve.errors import ConfigError, NotFound
+from cloudserve.errors import ConfigError, NotFound, NotSupported, ProviderError
 from cloudserve.records import DeploySpec, ExportInfo, Finding, Plan, PlanAction, VersionRecord
 
 
@@ -40,11 +43,22 @@ class FakeAdapter(Adapter):
 
     MODELS: ClassVar[dict[str, dict[str, Any]]] = {}
     UPLOADS: ClassVar[list[str]] = []
+    BROKEN: ClassVar[set[str]] = set()
+    PREDICTS: ClassVar[list[tuple[str | None, str]]] = []
+    DEFAULT_ONLY: ClassVar[list[bool]] = [False]
 
     @classmethod
     def reset(cls) -> None:
         cls.MODELS.clear()
         cls.UPLOADS.clear()
+        cls.BROKEN.clear()
+        cls.PREDICTS.clear()
+        cls.DEFAULT_ONLY[0] = False
+
+    def version_logs(self, model: str, version: str, *, lines: int = 50) -> list[str]:
+        if version in self.BROKEN:
+            return [f"loading {model}/{version}", "Could not find variable dense/bias"][-lines:]
+        return []
 
     def instance_memory_mb(self) -> int | None:
         return self.config.memory_mb
@@ -121,8 +135,19 @@ class FakeAdapter(Adapter):
     def predict(
         self, model: str, payload: dict[str, Any], *, version: str | None = None
     ) -> dict[str, Any]:
-        chosen = version or self._model(model)["default"]
-        return {"predictions": payload.get("instances"), "served_by": chosen}
+        state = self._model(model)
+        if version is not None and self.DEFAULT_ONLY[0] and version != state["default"]:
+            raise NotSupported("the fake cannot reach a version without traffic")
+        chosen = version or state["default"]
+        if chosen not in state["versions"]:
+            raise NotFound(f"version {chosen} of '{model}' not found", provider=self.name)
+        self.PREDICTS.append((version, chosen))
+        if chosen in self.BROKEN:
+            raise ProviderError(
+                "Could not find variable dense/bias", http_status=400, provider=self.name
+            )
+        answer = payload.get("instances", payload.get("inputs"))
+        return {"predictions": answer, "served_by": chosen}
 
     def rollback(self, model: str, *, timeout: float = 1800.0) -> VersionRecord:
         state = self._model(model)
