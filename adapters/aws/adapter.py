@@ -313,18 +313,22 @@ class SageMakerAdapter(Adapter):
                     "skip", "sagemaker-endpoint", endpoint, f"keeps serving {describe(route)}"
                 )
             )
-        if self.switch.scaling_wanted():
-            for version in route:
-                rid = scaling.resource_id(endpoint, naming.variant_name(version))
-                actions.append(
-                    PlanAction(
-                        "skip" if ep is not None and actions[-1].verb == "skip" else "create",
-                        "autoscaling-target",
-                        rid,
-                        f"{self.config.min_instances}-{self.config.max_instances} instances, "
-                        f"{self.config.target_invocations_per_instance:g} invocations/instance",
-                    )
+        wanted = self.switch.scaling_settings()
+        for version in route if wanted is not None else ():
+            variant = naming.variant_name(version)
+            current = None
+            if ep is not None and version in ep.traffic:
+                current = scaling.current(self.clients.autoscaling(), endpoint, variant)
+            verb = "skip" if current == wanted else "update" if current else "create"
+            actions.append(
+                PlanAction(
+                    verb,
+                    "autoscaling-target",
+                    scaling.resource_id(endpoint, variant),
+                    f"{wanted.minimum}-{wanted.maximum} instances, "
+                    f"{wanted.target:g} invocations/instance",
                 )
+            )
         return actions
 
     def deploy(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cloudserve.errors import ConfigError
+from cloudserve.export import export_files
 
 CODE_DIR = "code"
 _FILE_MODE = 0o644
@@ -75,8 +76,9 @@ def tf_serving_version(version: str) -> int:
 
 
 def _entries(root: Path, arc_root: str) -> list[tuple[str, Path]]:
+    export_files(root)  # refuses links leaving ``root`` and link loops (exit 3)
     found: list[tuple[str, Path]] = [(arc_root, root)]
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
         for name in [*dirnames, *filenames]:
             full = Path(dirpath) / name
@@ -101,7 +103,8 @@ def _tarinfo(arcname: str, path: Path) -> tarfile.TarInfo:
 def build(export_dir: Path, version: str, dest: Path, *, code_dir: Path | None = None) -> Artifact:
     """Write ``dest`` (model.tar.gz) from a SavedModel directory; return its digest and size.
 
-    Symbolic links are followed (their targets are archived as plain files). Deterministic:
+    Symbolic links inside the export are followed (their targets are archived as plain files);
+    one leaving the export, or a link loop, raises PreflightError. Deterministic:
     building the same inputs twice gives byte-identical files.
 
     Raises:

@@ -56,6 +56,16 @@ class DefaultSwitch:
         """True when the config asks for autoscaling (real-time with max_instances set)."""
         return self.config.serverless is None and self.config.max_instances is not None
 
+    def scaling_settings(self) -> scaling.Settings | None:
+        """The autoscaling the config asks for; None for none."""
+        if not self.scaling_wanted():
+            return None
+        return scaling.Settings(
+            minimum=self.config.min_instances,
+            maximum=self.config.max_instances or self.config.min_instances,
+            target=float(self.config.target_invocations_per_instance),
+        )
+
     def ensure_scaling(self, endpoint: str, version: str) -> bool:
         """Make the variant's autoscaling match the config: register it, update changed
         bounds or target, or remove it when the config no longer asks for it. Idempotent;
@@ -65,13 +75,9 @@ class DefaultSwitch:
         aas = self.clients.autoscaling()
         variant = naming.variant_name(version)
         current = scaling.current(aas, endpoint, variant)
-        if not self.scaling_wanted():
+        wanted = self.scaling_settings()
+        if wanted is None:
             return scaling.deregister(aas, endpoint, variant) if current else False
-        wanted = scaling.Settings(
-            minimum=self.config.min_instances,
-            maximum=self.config.max_instances or self.config.min_instances,
-            target=float(self.config.target_invocations_per_instance),
-        )
         if current == wanted:
             return False
         scaling.register(aas, endpoint, variant, wanted)

@@ -838,6 +838,8 @@ def test_changed_scaling_settings_apply_on_redeploy(make_adapter, export_v1) -> 
     """Defect 7: new bounds and target are re-registered; dropping max_instances removes it."""
     make_adapter(max_instances=3).deploy(spec(export_v1, "1"), export_v1)
     adapter = make_adapter(min_instances=2, max_instances=5, target_invocations_per_instance=100)
+    plan = adapter.plan(spec(export_v1, "1"), export_v1)
+    assert ("update", "autoscaling-target") in {(a.verb, a.resource) for a in plan.actions}
     again = adapter.deploy(spec(export_v1, "1"), export_v1)
     assert again.changed
     [target] = scalable_targets(adapter)
@@ -920,21 +922,45 @@ def test_canary_split_and_target_variant(make_adapter, export_v1, export_v2) -> 
         adapter.predict(MODEL, PAYLOAD, version="1")
 
 
-def test_plan_then_deploy_builds_the_tarball_once(make_adapter, export_v1, tmp_path) -> None:
+def test_a_zero_weight_variant_is_reachable_only_by_version(
+    make_adapter, moto, export_v1, export_v2
+) -> None:
+    """Verify-before-traffic: v2 gets a variant with weight 0; --version 2 reaches it."""
+    adapter = make_adapter()
+    adapter.deploy(spec(export_v1, "1"), export_v1)
+    record = adapter.deploy(spec(export_v2, "2", traffic={"1": 100, "2": 0}), export_v2)
+    assert (record.is_default, record.traffic) == (False, 0)
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="2")) == [[3.0]]
+    assert all(predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]] for _ in range(5))
+    assert [v.version for v in adapter.list_versions(MODEL) if v.is_default] == ["1"]
+
+
+def test_plan_then_deploy_builds_the_tarball_once(
+    make_adapter, export_v1, tmp_path, monkeypatch
+) -> None:
     """Defect 12: plan and deploy share one build; a changed export is built again."""
     export_dir = tmp_path / "export"
     shutil.copytree(export_v1.path, export_dir)
     export = dataclasses.replace(export_v1, path=export_dir)
+    builds: list[str] = []
+    real_build = packaging.build
+
+    def counting_build(export_dir, version, dest, **kwargs):  # a spy: the real build runs
+        builds.append(version)
+        return real_build(export_dir, version, dest, **kwargs)
+
+    monkeypatch.setattr(packaging, "build", counting_build)
     progress = Recorder()
     adapter = make_adapter(progress=progress)
     adapter.plan(spec(export, "1"), export)
     adapter.deploy(spec(export, "1"), export)
+    assert builds == ["1"]
     assert sum(s.startswith("packaging") for s in progress.statuses) == 1
     (export_dir / "assets" / "foo.txt").chmod(0o644)
     (export_dir / "assets" / "foo.txt").write_text("changed")
     adapter.plan(spec(export, "2"), export)
     adapter.deploy(spec(export, "2"), export)
-    assert sum(s.startswith("packaging") for s in progress.statuses) == 2
+    assert builds == ["1", "2"]
 
 
 def test_version_logs_come_from_cloudwatch(make_adapter, moto) -> None:
