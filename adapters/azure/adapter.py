@@ -234,7 +234,11 @@ class AzureMLAdapter(Adapter):
         else:
             container, where = self._container()
             files = upload.blob_names(export, self.config.prefix, spec.model, spec.version)
-            to_upload, to_skip = upload.pending(container, files)
+            to_upload, to_skip = upload.pending(
+                container,
+                files,
+                upload.version_prefix(self.config.prefix, spec.model, spec.version),
+            )
             actions += [PlanAction("upload", "blob", f"{where}/{n}") for n in to_upload]
             actions += [PlanAction("skip", "blob", f"{where}/{n}", "same content") for n in to_skip]
             actions.append(
@@ -340,7 +344,9 @@ class AzureMLAdapter(Adapter):
         files = upload.blob_names(export, self.config.prefix, spec.model, spec.version)
         folder = upload.model_folder(self.config.prefix, spec.model, spec.version)
         self.progress.status(f"uploading {spec.model} v{spec.version} to {where}/{folder}")
-        upload.upload_export(container, files, label=f"{where}/{folder}", progress=self.progress)
+        upload.upload_export(
+            container, files, folder, label=f"{where}/{folder}", progress=self.progress
+        )
         body = {
             "properties": {
                 "modelType": MODEL_TYPE,

@@ -59,30 +59,25 @@ def stored_md5s(container: Any, prefix: str) -> dict[str, bytes]:
     return {b.name: bytes(b.content_settings.content_md5 or b"") for b in blobs}
 
 
-def pending(container: Any, files: dict[str, Path]) -> tuple[list[str], list[str]]:
-    """(blobs to upload, blobs already holding the same content)."""
-    stored = stored_md5s(container, _common(files))
+def pending(container: Any, files: dict[str, Path], prefix: str) -> tuple[list[str], list[str]]:
+    """(blobs to upload, blobs already holding the same content); ``files`` lie under
+    ``prefix``."""
+    stored = stored_md5s(container, prefix)
     upload, skip = [], []
     for name, path in files.items():
         (skip if stored.get(name) == file_md5(path) else upload).append(name)
     return upload, skip
 
 
-def _common(files: dict[str, Path]) -> str:
-    names = list(files)
-    first = names[0] if names else ""
-    return first.rsplit("/", 1)[0] + "/" if "/" in first else ""
-
-
 def upload_export(
-    container: Any, files: dict[str, Path], *, label: str, progress: Progress
+    container: Any, files: dict[str, Path], prefix: str, *, label: str, progress: Progress
 ) -> list[str]:
     """Upload what is missing or different; report bytes moved. Returns the blobs written.
 
     Idempotent: blobs with the same MD5 are skipped. Blocks until every blob is written.
     """
     blob_module = require("azure.storage.blob")
-    to_upload, _ = pending(container, files)
+    to_upload, _ = pending(container, files, prefix)
     total = sum(files[name].stat().st_size for name in to_upload)
     done = 0
     progress.transfer(label, 0, total)

@@ -139,6 +139,7 @@ class FakeAzureML:
     predictors: dict[str, Predictor] = field(default_factory=dict)  # "endpoint/deployment"
     operations: dict[str, Operation] = field(default_factory=dict)
     calls: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, path, body)
+    answers: list[tuple[str, str, int, dict[str, str]]] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -220,16 +221,28 @@ class FakeAzureML:
         lower = {k.lower(): v for k, v in headers.items()}
         with self.lock:
             self.calls.append((method, parts.path, body))
-            try:
-                if parts.path.startswith("/score/"):
-                    return self._score(parts.path.removeprefix("/score/"), lower, body)
-                if query.get("api-version") != API_VERSION:
-                    raise Reject(400, "MissingApiVersionParameter", "api-version is required")
-                if lower.get("authorization") != f"Bearer {self.token}":
-                    raise Reject(401, "InvalidAuthenticationToken", "The access token is invalid.")
-                return self._route(method, parts.path, query, body)
-            except Reject as e:
-                return e.status, {"error": {"code": e.code, "message": e.message}}, {}
+            status, payload, out = self._answer(method, parts.path, query, lower, body)
+            self.answers.append((method, parts.path, status, out))
+            return status, payload, out
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        lower: dict[str, str],
+        body: Any,
+    ) -> tuple[int, Any, dict[str, str]]:
+        try:
+            if path.startswith("/score/"):
+                return self._score(path.removeprefix("/score/"), lower, body)
+            if query.get("api-version") != API_VERSION:
+                raise Reject(400, "MissingApiVersionParameter", "api-version is required")
+            if lower.get("authorization") != f"Bearer {self.token}":
+                raise Reject(401, "InvalidAuthenticationToken", "The access token is invalid.")
+            return self._route(method, path, query, body)
+        except Reject as e:
+            return e.status, {"error": {"code": e.code, "message": e.message}}, {}
 
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any
