@@ -7,6 +7,7 @@ inspecting a 2 GB export is fast and needs no TensorFlow install.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -311,6 +312,68 @@ def resolve_export_dir(path: Path) -> tuple[Path, Path | None, int | None]:
     )
 
 
+LINK_FIX = "replace the link with a copy of what it points to inside the export, or remove it"
+
+
+def export_files(export_dir: Path) -> list[tuple[str, int]]:
+    """Every file of an export as (relative POSIX path, size), sorted; links are followed.
+
+    Symbolic links may point only inside the export: their targets are what a deploy copies,
+    so linked files count towards the size and file-count checks like any other. Reads only.
+
+    Raises:
+        PreflightError: a link that leaves the export (``export.symlink``), one whose target
+            is missing (``export.symlink``), or a link loop (``export.symlink_loop``): exit 3.
+    """
+    root = Path(export_dir).resolve()
+    found: list[tuple[str, int]] = []
+
+    def loop(relative: str) -> PreflightError:
+        return export_error(
+            "export.symlink_loop",
+            f"{relative} in export {root} is part of a symbolic link loop",
+            f"remove the looping link (find {root} -type l lists the links)",
+        )
+
+    def visit(directory: Path, prefix: str, chain: frozenset[Path]) -> None:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        for entry in entries:
+            relative, full = prefix + entry.name, Path(entry.path)
+            if entry.is_symlink():
+                try:
+                    target = full.resolve(strict=True)
+                except RuntimeError:  # Python < 3.13 reports a loop this way
+                    raise loop(relative) from None
+                except OSError as e:
+                    if e.errno == errno.ELOOP:
+                        raise loop(relative) from None
+                    raise export_error(
+                        "export.symlink",
+                        f"{relative} in export {root} is a symbolic link to "
+                        f"{os.readlink(full)}, which does not exist",
+                        LINK_FIX,
+                    ) from None
+                if not target.is_relative_to(root):
+                    raise export_error(
+                        "export.symlink",
+                        f"{relative} in export {root} is a symbolic link to {target}, outside "
+                        "the export: deploying would copy that file",
+                        LINK_FIX,
+                    )
+            else:
+                target = full
+            if target.is_dir():
+                if target in chain:
+                    raise loop(relative)
+                visit(full, relative + "/", chain | {target})
+            elif target.is_file():
+                found.append((relative, target.stat().st_size))
+
+    visit(root, "", frozenset({root}))
+    return sorted(found)
+
+
 def inspect(path: str | os.PathLike[str], *, tags: tuple[str, ...] = ("serve",)) -> ExportInfo:
     """Inspect a SavedModel export: files, size, signatures and the TF version that wrote it.
 
@@ -321,14 +384,9 @@ def inspect(path: str | os.PathLike[str], *, tags: tuple[str, ...] = ("serve",))
             (one error finding, exit code 3).
     """
     export_dir, base_path, version = resolve_export_dir(Path(path))
-    files: list[str] = []
-    total = 0
-    for root, _dirs, names in os.walk(export_dir):
-        for name in names:
-            full = Path(root) / name
-            files.append(full.relative_to(export_dir).as_posix())
-            total += full.stat().st_size
-    files.sort()
+    listing = export_files(export_dir)
+    files = [relative for relative, _size in listing]
+    total = sum(size for _relative, size in listing)
     pb = export_dir / "saved_model.pb"
     if not pb.is_file():
         raise export_error(

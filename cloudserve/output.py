@@ -27,10 +27,26 @@ OutputMode = Literal["text", "json"]
 REDACTED = "***"
 
 #: a key holding one of these words holds a secret ...
-_SENSITIVE_WORDS = ("secret", "token", "password", "passwd", "credential", "private", "auth")
+_SENSITIVE_WORDS = (
+    "secret", "token", "password", "passwd", "passphrase", "pwd", "jwt", "credential", "private",
+    "auth",
+)
 #: ... unless it names or points at the secret rather than holding it
 _REFERENCE_SUFFIXES = ("_id", "_arn", "_name", "_path", "_file", "_uri", "_url", "_mode", "_type")
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):[^@/\s]+@", re.I)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.I)
+#: query parameters of signed URLs (S3/GCS/Azure SAS) and token-bearing links
+_QUERY_SECRET = re.compile(
+    r"(?P<name>[?&](?:x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|"
+    r"x-goog-credential|sig|signature|token|access_token|id_token|refresh_token|jwt|"
+    r"api_key|apikey|key|code|password)=)[^&#\s'\"]+",
+    re.I,
+)
+#: ``name=value`` and ``name: 'value'`` (a dict's repr) inside free text; an unquoted
+#: ``name: text`` is a message about a setting (``x.token: Field required``), not a value
+_KEY_VALUE = re.compile(
+    r"(?P<key>[A-Za-z_][\w.-]*)(?P<close>['\"]?)(?P<sep>\s*=\s*|\s*:\s*(?=['\"]))"
+    r"(?P<quote>['\"]?)(?P<value>[^\s'\",;}\])]+)"
+)
 
 
 def is_sensitive(key: str) -> bool:
@@ -61,8 +77,31 @@ def redact(value: Any, *, key: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(rf"\g<scheme>\g<user>:{REDACTED}@", value)
+        return _redact_urls(value)
     return value
+
+
+def _redact_urls(text: str) -> str:
+    text = _URL_PASSWORD.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+    return _QUERY_SECRET.sub(rf"\g<name>{REDACTED}", text)
+
+
+def redact_text(text: str) -> str:
+    """Free text (an error message, a traceback) with credentials replaced by ``***``.
+
+    Cuts URL passwords and signed-URL query tokens (``X-Amz-Signature``, ``X-Goog-Signature``,
+    ``sig``, ``token``, ...) like :func:`redact`, and the value of every ``key=value`` or
+    ``'key': 'value'`` pair whose key :func:`is_sensitive` (the last dotted part counts:
+    ``targets.aws.secret_key=...``).
+    """
+
+    def pair(match: re.Match[str]) -> str:
+        key = match["key"].rsplit(".", 1)[-1]
+        if not is_sensitive(key) or match["value"] == REDACTED:
+            return match[0]
+        return f"{match['key']}{match['close']}{match['sep']}{match['quote']}{REDACTED}"
+
+    return _KEY_VALUE.sub(pair, _redact_urls(text))
 
 
 def stdin_is_interactive() -> bool:
@@ -153,21 +192,23 @@ class Output:
     def error(self, error: CloudserveError, *, traceback: str | None = None) -> None:
         """Report an expected error: one line + hint on stderr; the JSON object on stdout."""
         if traceback and self.verbose:
-            self.stderr.write(traceback)
+            self.stderr.write(redact_text(traceback))
         where = f" [{error.provider}]" if error.provider else ""
-        self.stderr.write(f"error{where}: {redact(error.message)}\n")
+        self.stderr.write(f"error{where}: {redact_text(error.message)}\n")
         fixes = set()
         for finding in getattr(error, "findings", ()):
-            self.stderr.write(f"  {finding.severity:<7} {finding.id}: {finding.message}\n")
+            self.stderr.write(
+                f"  {finding.severity:<7} {finding.id}: {redact_text(finding.message)}\n"
+            )
             if finding.severity == "error" and finding.fix:
                 fixes.add(finding.fix)
-                self.stderr.write(f"          fix: {redact(finding.fix)}\n")
+                self.stderr.write(f"          fix: {redact_text(finding.fix)}\n")
             if finding.severity == "error" and finding.source:
                 self.stderr.write(f"          see: {finding.source}\n")
         for line in error.details:
-            self.stderr.write(f"  {redact(line)}\n")
+            self.stderr.write(f"  {redact_text(line)}\n")
         if error.hint and error.hint not in fixes:
-            self.stderr.write(f"hint: {redact(error.hint)}\n")
+            self.stderr.write(f"hint: {redact_text(error.hint)}\n")
         if self.json:
             self.write_json({"ok": False, "error": redact(error.to_dict())})
 

@@ -418,7 +418,18 @@ def read_file(path: Path) -> dict[str, Any]:
             f"config file {path} does not exist", hint="run `cloudserve init` to write one"
         ) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}", hint="fix the file") from None
+        # str(e) quotes the offending line, which may hold a secret: say only where and what.
+        parts = []
+        for text, mark in (
+            (getattr(e, "context", None), getattr(e, "context_mark", None)),
+            (getattr(e, "problem", None) or type(e).__name__, getattr(e, "problem_mark", None)),
+        ):
+            if text:
+                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+                parts.append(f"{text}{where}")
+        raise ConfigError(
+            f"{path} is not valid YAML: {': '.join(parts)}", hint="fix the file at that place"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -478,11 +489,12 @@ def set_layer(items: Sequence[str]) -> dict[str, Any]:
         path, sep, raw = item.partition("=")
         keys = path.strip().split(".")
         if not sep or not all(k.strip() for k in keys):
+            shown = re.match(r"[\w.-]*", path.strip()).group()  # never the value: it may be secret
             raise ConfigError(
-                f"--set {item!r} is not of the form dotted.path=value",
+                f"--set {shown or '...'}: not of the form dotted.path=value (value not shown)",
                 hint="e.g. --set targets.aws.instance_type=ml.m5.large",
             )
-        _assign(data, [k.strip() for k in keys], parse_value(raw), origin=f"--set {item}")
+        _assign(data, [k.strip() for k in keys], parse_value(raw), origin=f"--set {path}")
     return data
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudserve.errors import ConfigError
+from cloudserve.export import export_files
 
 MODEL_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _CHUNK = 1 << 20
@@ -144,8 +145,10 @@ class Repository:
 
         The copy is written under ``.staging/`` and renamed into place, so a polling server
         sees either no version directory or a complete one. ``on_progress`` gets the bytes
-        copied so far. Raises ConfigError if the version directory already exists.
+        copied so far. Raises ConfigError if the version directory already exists, and
+        PreflightError for a symbolic link leaving ``source`` or a link loop.
         """
+        export_files(source)  # refuses links leaving the export and link loops (exit 3)
         target = self.version_dir(model, version)
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         staged = self.staging_dir / uuid.uuid4().hex
