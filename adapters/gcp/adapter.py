@@ -32,7 +32,7 @@ from cloudserve.errors import (
 from cloudserve.progress import Progress
 from cloudserve.records import DeploySpec, ExportInfo, Finding, Plan, PlanAction, VersionRecord
 from cloudserve.spec import check_traffic_versions
-from cloudserve.waiting import Backoff
+from cloudserve.waiting import Backoff, resumable
 from cloudserve_adapters.gcp import images, logs, operations, preview, upload
 from cloudserve_adapters.gcp import preflight as gcp_preflight
 from cloudserve_adapters.gcp.config import GcpConfig
@@ -278,6 +278,19 @@ class VertexAdapter(Adapter):
             actions.append(
                 PlanAction("route", "vertex-traffic", endpoint_id, f"100% -> v{spec.version}")
             )
+        all_traffic = (spec.traffic or {}).get(spec.version) == 100 or (
+            spec.traffic is None and (first or spec.set_default or already_default)
+        )
+        preview_id = preview.endpoint_id(endpoint_id, spec.version)
+        if self.config.preview_endpoints and preview_id and not all_traffic:
+            actions.append(
+                PlanAction(
+                    "create",
+                    "vertex-preview-endpoint",
+                    api.endpoint_name(preview_id),
+                    f"v{spec.version} with 1 replica, for predict --version (if not there yet)",
+                )
+            )
         return Plan(
             target=self.name, model=spec.model, version=spec.version, actions=tuple(actions)
         )
@@ -422,14 +435,15 @@ class VertexAdapter(Adapter):
         bucket = self._bucket()
         self._check_bucket(bucket)
         self.progress.status(f"uploading {export.path} to {destination}")
-        result = upload.upload_export(
-            bucket,
-            export,
-            prefix,
-            chunk_size=self.config.upload_chunk_size,
-            progress=self.progress,
-            hashes=self._hashes,
-        )
+        with resumable(f"uploading {export.path} to {destination}", provider=PROVIDER):
+            result = upload.upload_export(
+                bucket,
+                export,
+                prefix,
+                chunk_size=self.config.upload_chunk_size,
+                progress=self.progress,
+                hashes=self._hashes,
+            )
         body = {
             "displayName": spec.model,
             "artifactUri": result.uri,

@@ -99,12 +99,13 @@ class FileHashes:
         return self._crc32c[key]
 
 
-def export_digest(export: ExportInfo, hashes: FileHashes) -> str:
+def export_digest(export: ExportInfo, hashes: FileHashes | None = None) -> str:
     """A 32-hex-digit fingerprint of the export's files (names and MD5s).
 
     A model version records it in its description, so a re-deploy can tell "same" from
-    "different" content.
+    "different" content. ``hashes`` reuses digests computed before (a fresh cache if None).
     """
+    hashes = hashes or FileHashes()
     digest = hashlib.sha256()
     for rel in export.files:
         digest.update(f"{rel}\0{hashes.md5(export.path / rel)}\n".encode())
@@ -131,12 +132,14 @@ def existing_objects(bucket: Any, prefix: str) -> dict[str, Any]:
 
 
 def pending_files(
-    bucket: Any, export: ExportInfo, prefix: str, hashes: FileHashes
+    bucket: Any, export: ExportInfo, prefix: str, hashes: FileHashes | None = None
 ) -> tuple[list[str], list[str]]:
     """(files to upload, files already there with the same digest), as export-relative paths.
 
-    Reads the bucket listing only; writes nothing (``plan`` uses it).
+    Reads the bucket listing only; writes nothing (``plan`` uses it). ``hashes`` as in
+    :func:`export_digest`.
     """
+    hashes = hashes or FileHashes()
     there = existing_objects(bucket, prefix)
     upload, skip = [], []
     for rel in export.files:
@@ -160,14 +163,16 @@ def upload_export(
     *,
     chunk_size: int,
     progress: Progress,
-    hashes: FileHashes,
+    hashes: FileHashes | None = None,
 ) -> UploadResult:
     """Upload ``export`` under ``prefix`` in ``bucket``; skip objects already identical.
 
     Objects under ``prefix`` that are not part of the export (left by an earlier, different
     attempt) are deleted, so the artifact directory holds exactly the export. Blocks until
-    every object is written; progress counts skipped files as done.
+    every object is written; progress counts skipped files as done. ``hashes`` as in
+    :func:`export_digest`.
     """
+    hashes = hashes or FileHashes()
     there = existing_objects(bucket, prefix)
     label = gs_uri(bucket.name, prefix)
     total = export.total_bytes

@@ -846,6 +846,9 @@ def test_predict_version_reaches_a_deployed_non_default_version(
     adapter, fake, export_v1, export_v2
 ):
     adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    planned = adapter.plan(spec(export_v2, "2"), export_v2)
+    (action,) = [a for a in planned.actions if a.resource == "vertex-preview-endpoint"]
+    assert action.name.endswith(f"/endpoints/{MODEL}-v2")
     adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)  # no traffic: verify first
     assert predictions(adapter.predict(MODEL, PAYLOAD, version="1")) == [[2.5]]
     assert predictions(adapter.predict(MODEL, PAYLOAD, version="2")) == [[3.0]]
@@ -913,6 +916,18 @@ def test_operation_timeout_raises_deploy_timeout(adapter, fake, export_v1):
     with pytest.raises(DeployTimeout, match="operation"):
         adapter.deploy(spec(export_v1, "1"), export_v1, timeout=0.5)
     assert time.monotonic() - started < 10
+
+
+def test_ctrl_c_during_upload_says_how_to_resume(adapter, fake, export_v1, monkeypatch):
+    from cloudserve.waiting import Interrupted
+
+    def interrupted(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(upload, "_write_resumable", interrupted)
+    with pytest.raises(Interrupted) as info:
+        adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert info.value.exit_code == 130 and "re-run" in info.value.hint
 
 
 def test_deploy_without_wait_returns_creating(adapter, fake, export_v1):
