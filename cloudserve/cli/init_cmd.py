@@ -35,6 +35,10 @@ target: {target}
 # Make every newly deployed version the default at once (a model's first version always is).
 set_default: false
 
+# Canary: split the requests that name no version (whole percents summing to 100) between the
+# version being deployed and deployed ones; only on targets with traffic_split.
+# traffic: {{"2": 10, "1": 90}}
+
 # Seconds to wait for the target (deploys, default-version switches).
 timeout: 1800
 
