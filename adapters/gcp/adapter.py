@@ -52,6 +52,15 @@ from cloudserve_adapters.gcp.vertex import (
 MANAGED_BY = "cloudserve"
 
 
+def _machine(spec: dict[str, Any]) -> tuple[str, str | None, int]:
+    """A machine spec compared by what it means: type, accelerator (unset and
+    ``ACCELERATOR_TYPE_UNSPECIFIED`` are none) and accelerator count."""
+    accelerator = spec.get("acceleratorType")
+    if accelerator in (None, "", "ACCELERATOR_TYPE_UNSPECIFIED"):
+        return str(spec.get("machineType", "")), None, 0
+    return str(spec.get("machineType", "")), accelerator, int(spec.get("acceleratorCount") or 0)
+
+
 class VertexAdapter(Adapter):
     """Deploys to Vertex AI endpoints; see the module docstring for the resource mapping.
 
@@ -358,7 +367,7 @@ class VertexAdapter(Adapter):
         """
         current = deployed.get("dedicatedResources", {})
         wanted = self._resources()
-        if current.get("machineSpec") != wanted["machineSpec"]:
+        if _machine(current.get("machineSpec", {})) != _machine(wanted["machineSpec"]):
             raise ConfigError(
                 f"the deployed model {deployed.get('id')} runs on {current.get('machineSpec')}; "
                 f"the settings ask for {wanted['machineSpec']}, which Vertex cannot change on a "
@@ -366,12 +375,10 @@ class VertexAdapter(Adapter):
                 hint="deploy the export as a new version number to change the machine",
                 provider=PROVIDER,
             )
-        return [
-            key
-            for key in ("minReplicaCount", "maxReplicaCount", "autoscalingMetricSpecs")
-            if current.get(key, [] if key == "autoscalingMetricSpecs" else None)
-            != wanted.get(key, [] if key == "autoscalingMetricSpecs" else None)
-        ]
+        keys = ["minReplicaCount", "maxReplicaCount"]
+        if "autoscalingMetricSpecs" in wanted:  # unset: leave Vertex's own (default) specs alone
+            keys.append("autoscalingMetricSpecs")
+        return [k for k in keys if current.get(k) != wanted[k]]
 
     def _apply_scaling(
         self, model: str, version: Version, deployed: dict[str, Any], deadline: float
@@ -383,7 +390,7 @@ class VertexAdapter(Adapter):
         wanted = self._resources()
         resources = {
             "machineSpec": wanted["machineSpec"],
-            **{k: wanted.get(k, []) for k in changes},
+            **{k: wanted[k] for k in changes},
         }
         self.progress.status(f"updating {model} v{version.version}: {', '.join(changes)}")
         operation = self._vertex().mutate_deployed_model(

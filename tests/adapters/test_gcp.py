@@ -707,6 +707,17 @@ def test_changed_scaling_is_applied_on_redeploy(make_adapter, fake, export_v1):
     assert len(fake.bodies("mutateDeployedModel")) == 1
 
 
+def test_redeploy_ignores_what_vertex_fills_in_by_itself(adapter, fake, export_v1):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    resources = fake.endpoints[MODEL]["deployedModels"][0]["dedicatedResources"]
+    resources["machineSpec"]["acceleratorType"] = "ACCELERATOR_TYPE_UNSPECIFIED"
+    resources["autoscalingMetricSpecs"] = [
+        {"metricName": "aiplatform.googleapis.com/prediction/online/cpu/utilization", "target": 60}
+    ]
+    assert not adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60).changed
+    assert "mutateDeployedModel" not in fake.methods_called()
+
+
 def test_a_changed_machine_on_redeploy_is_refused(make_adapter, fake, export_v1):
     make_adapter().deploy(spec(export_v1, "1"), export_v1, timeout=60)
     with pytest.raises(ConfigError, match="cannot change"):
