@@ -211,6 +211,14 @@ class SavedModelServable:
         if kind == "predict_log":
             request = log.predict_log.request
             signature = methods.predict_signature_grpc(self, request.model_spec.signature_name)
+            expected = ",".join(sorted(signature.inputs))
+            for alias in request.inputs:
+                if alias not in signature.inputs:
+                    raise ServingError(
+                        "INVALID_ARGUMENT",
+                        f"Warmup record: input tensor alias not found in signature: {alias}. "
+                        f"Inputs expected to be in the set {{{expected}}}.",
+                    )
             inputs = {alias: tf.make_ndarray(t) for alias, t in request.inputs.items()}
             self.run(signature, inputs, tuple(request.output_filter) or None)
             return True
