@@ -93,7 +93,10 @@ class SageMakerAdapter(Adapter):
             return self.config.image
         proc = "cpu" if self.config.serverless else images.processor(self.config.instance_type)
         choice = images.resolve(export.tf_minor, self.config.region, proc)
-        return choice.uri if choice else None
+        if choice is not None:
+            return choice.uri
+        pushed = images.pushed_runtime(export.tf_minor, self.config.region, proc)
+        return pushed.reference if pushed else None
 
     def _key(self, spec: DeploySpec, sha256: str) -> str:
         return naming.object_key(self.config.prefix, spec.model, spec.version, sha256)
@@ -671,9 +674,15 @@ class SageMakerAdapter(Adapter):
         routed = (dict(ep.traffic) or single(ep.serving or "")) if ep is not None else {}
         if version in routed:
             if others:
+                doing = (
+                    f"the Failed endpoint {ep.name} (it serves nothing) runs v{version}'s config"
+                    if ep is not None and ep.failed
+                    else f"v{version} serves {model} ({describe(routed)})"
+                )
                 raise ConfigError(
-                    f"v{version} serves {model} ({describe(routed)}) and other versions remain",
-                    hint="set-default another version first, or delete the whole model",
+                    f"{doing} and other versions remain",
+                    hint="set-default another version first (it replaces a Failed endpoint), "
+                    "or delete the whole model",
                     provider=self.name,
                 )
             return self._delete_model(model)

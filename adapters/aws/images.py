@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from cloudserve import runtime_images
+
 GPU_FAMILIES = ("ml.g", "ml.p")
 
 
@@ -58,6 +60,18 @@ class ImageChoice:
 def runtime_image_hint() -> str:
     """The fix to offer when no AWS image serves the export's TF version."""
     return f"set image: {table()['runtime_image']} (cloudserve's runtime image, pushed to ECR)"
+
+
+def pushed_runtime(
+    tf_minor: tuple[int, int] | None, region: str, proc: str
+) -> runtime_images.PushedImage | None:
+    """The cloudserve runtime image ``cloudserve image push --target aws`` pushed to an ECR
+    registry in ``region`` for this TF minor and processor (None when none was; the runtime
+    image has no Graviton or Neuron build)."""
+    if proc not in ("cpu", "gpu"):
+        return None
+    tf = f"{tf_minor[0]}.{tf_minor[1]}" if tf_minor else None
+    return runtime_images.find(f"*.dkr.ecr.{region}.amazonaws.com", variant=proc, tf_version=tf)
 
 
 def uri(region: str, full_version: str, proc: str) -> str:

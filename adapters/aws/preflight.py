@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from cloudserve import runtime_images
 from cloudserve.errors import MissingDependency
 from cloudserve.limits import limit, source
 from cloudserve.records import DeploySpec, ExportInfo, Finding
@@ -359,14 +360,32 @@ def check_image(config: AwsConfig, export: ExportInfo) -> list[Finding]:
         ]
     choice = images.resolve(export.tf_minor, config.region, proc)
     if choice is None:
+        pushed = images.pushed_runtime(export.tf_minor, config.region, proc)
+        if pushed is not None:
+            return [
+                _finding(
+                    "image",
+                    "info",
+                    f"no AWS image serves TF {export.tf_version}; serving with the cloudserve "
+                    f"runtime image {pushed.reference}",
+                )
+            ]
         flavour = " Graviton" if proc == "graviton" else ""
+        minor = export.tf_minor
         return [
             _finding(
                 "image",
                 "error",
                 f"no AWS{flavour} TensorFlow Serving image serves TF {export.tf_version} "
-                f"(newest: {images.newest(proc)})",
-                fix=images.runtime_image_hint(),
+                f"(newest: {images.newest(proc)}) and no cloudserve runtime image was pushed "
+                f"to ECR in {config.region}",
+                fix=runtime_images.push_command(
+                    "aws",
+                    variant="gpu" if proc == "gpu" else "cpu",
+                    tf_version=f"{minor[0]}.{minor[1]}" if minor else None,
+                )
+                if proc in ("cpu", "gpu")
+                else images.runtime_image_hint(),
             )
         ]
     if export.tf_version is None:

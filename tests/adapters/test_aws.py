@@ -372,11 +372,18 @@ def test_failed_endpoint_creation_is_replaced_by_the_next_deploy(
     assert predictions(adapter.predict(MODEL, PAYLOAD)) == [[2.5]]
 
 
-def test_delete_removes_a_failed_endpoint(make_adapter, moto, export_v1) -> None:
+def test_delete_removes_a_failed_endpoint(make_adapter, moto, export_v1, export_v2) -> None:
     adapter = make_adapter()
     moto.fail_next_create()
     with pytest.raises(ProviderError):
         adapter.deploy(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v2, "2"), export_v2)  # replaces it, serving v1 again
+    assert adapter.list_versions(MODEL)[1].state == "AVAILABLE"
+    moto.fail_next_update("failed")
+    with pytest.raises(ProviderError, match="is Failed"):
+        adapter.set_default(MODEL, "2")
+    with pytest.raises(ConfigError, match="Failed endpoint .* serves nothing"):
+        adapter.delete(MODEL, "1")
     assert f"sagemaker endpoint {MODEL}" in adapter.delete(MODEL)
     assert adapter.clients.sagemaker().list_endpoints()["Endpoints"] == []
 
