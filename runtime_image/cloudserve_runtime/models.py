@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudserve_runtime import storage
+from cloudserve_runtime import remote, storage
 from cloudserve_runtime.errors import ServingError, as_serving_error, failed_precondition, not_found
 from cloudserve_runtime.model_config import (
     ModelServerConfig,
@@ -471,7 +471,8 @@ class ModelManager:
     def _poll_model(self, runtime: _ModelRuntime) -> None:
         settings = runtime.settings
         try:
-            found = storage.list_versions(settings.name, settings.base_path)
+            local = remote.local_base_path(settings.base_path)  # s3:// and gs:// are mirrored
+            found = storage.list_versions(settings.name, local)
             error = None
         except storage.BasePathError as exc:
             # Could not list (permissions, out of descriptors, path gone for now): this says

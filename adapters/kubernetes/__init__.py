@@ -1,0 +1,1 @@
+"""The ``kubernetes`` target: the cloudserve runtime scaled out on a cluster."""

@@ -1,0 +1,333 @@
+"""The kubernetes target against a stand-in cluster (kmock + a fake controller) and moto S3.
+
+The API server is kmock with strict schema validation (tests/adapters/fakes/k8s_cluster.py);
+the model store is S3 in moto's server; the pods' runtime is a real ``cloudserve_runtime``
+process started from the Deployment's own container args and env, reading its model config
+from the ConfigMap (as the kubelet mounts it) and its versions from ``s3://`` (the runtime's
+bucket mirror). Predictions in the contract go through the API server's service proxy, which
+the stand-in forwards to that process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import kubernetes_validate
+import pytest
+import yaml
+from moto.server import ThreadedMotoServer
+
+from cloudserve.errors import ConfigError, DeployTimeout, PreflightError, ProviderError
+from cloudserve.records import DeploySpec, ExportInfo
+from cloudserve_adapters.kubernetes import manifests
+from cloudserve_adapters.kubernetes.adapter import KubernetesAdapter
+from cloudserve_adapters.kubernetes.config import KubernetesConfig
+from cloudserve_adapters.kubernetes.sdk import KubeClients
+from tests.adapters.contract import ANSWERS, PAYLOAD, AdapterContract, predictions
+from tests.adapters.fakes.k8s_cluster import K8S_VERSION, FakeCluster
+
+BUCKET = "models"
+IMAGE = "registry.example/cloudserve-runtime@sha256:" + "a" * 64
+BROKEN_IMAGE = "registry.example/cloudserve-runtime@sha256:" + "b" * 64
+NAMESPACE = "serving"
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, moto_s3: str) -> Iterator[FakeCluster]:
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL_S3": moto_s3,
+    }
+    fake = FakeCluster(tmp_path_factory.mktemp("k8s"), env)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+def settings(moto_s3: str, **overrides) -> KubernetesConfig:
+    values = dict(
+        namespace=NAMESPACE,
+        model_store=f"s3://{BUCKET}/serving",
+        s3_endpoint_url=moto_s3,
+        image=IMAGE,
+        min_replicas=2,
+        poll_interval_s=1,
+    )
+    values.update(overrides)
+    return KubernetesConfig(**values)
+
+
+def make_adapter(cluster: FakeCluster, moto_s3: str, **overrides) -> KubernetesAdapter:
+    return KubernetesAdapter(settings(moto_s3, **overrides), clients=KubeClients(host=cluster.url))
+
+
+def s3_keys(moto_s3: str) -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+@pytest.fixture
+def fresh_bucket(moto_s3: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=BUCKET)
+
+
+class TestKubernetesContract(AdapterContract):
+    target = "kubernetes"
+
+    @pytest.fixture
+    def adapter(self, cluster, moto_s3, fresh_bucket) -> Iterator[KubernetesAdapter]:
+        adapter = make_adapter(cluster, moto_s3)
+        yield adapter
+        adapter.delete(self.model)
+        assert not cluster.api.rejected, cluster.api.rejected
+        assert not cluster.errors, cluster.errors
+
+    def stored_objects(self, adapter: KubernetesAdapter) -> list[str]:
+        return adapter.store.objects()
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def test_every_manifest_validates_strictly(moto_s3: str):
+    """Every object, for CPU and GPU variants, with and without autoscaling, passes strict
+    validation against the Kubernetes 1.37 schema (what kubectl --validate=strict checks)."""
+    variants = [
+        {},
+        {"variant": "gpu", "gpus": 2, "cpu_limit": "4"},
+        {"autoscaling": False, "replicas": 3, "service_account": "reader", "storage_secret": "s3"},
+    ]
+    for overrides in variants:
+        config = settings(moto_s3, **overrides)
+        state = manifests.ModelState({"1": {"digest": "x", "created": "now"}}, "1")
+        objects = [
+            manifests.config_map(config, "half", state),
+            *manifests.workload(config, "half", IMAGE, 600),
+        ]
+        kinds = [o["kind"] for o in objects]
+        assert {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget"} <= set(kinds)
+        assert ("HorizontalPodAutoscaler" in kinds) == config.autoscaling
+        for obj in objects:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    gpu = manifests.deployment(settings(moto_s3, variant="gpu", gpus=2), "half", IMAGE, 600)
+    container = gpu["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert container["resources"]["requests"]["memory"] == "600Mi"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_misspelt_field_is_rejected_by_the_stand_in(cluster: FakeCluster, moto_s3: str):
+    """The stand-in API server is strict: a field the schema lacks is a 422."""
+    adapter = make_adapter(cluster, moto_s3)
+    bad = manifests.service(adapter.config, "typo")
+    bad["spec"]["prots"] = bad["spec"].pop("ports")
+    with pytest.raises(ProviderError, match="422"):
+        adapter.kube.create(bad)
+    cluster.api.rejected.clear()
+
+
+def test_dry_run_writes_manifests_and_applies_nothing(
+    cluster: FakeCluster, moto_s3: str, export_v1: ExportInfo, tmp_path: Path, fresh_bucket
+):
+    out = tmp_path / "manifests"
+    adapter = make_adapter(cluster, moto_s3, manifests_dir=out)
+    spec = DeploySpec(model="gitops", export=export_v1.path, version="1", target="kubernetes")
+    plan = adapter.plan(spec, export_v1)
+    files = sorted(out.glob("*.yaml"))
+    kinds = [yaml.safe_load(f.read_text())["kind"] for f in files]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    ]
+    for f in files:
+        kubernetes_validate.validate(yaml.safe_load(f.read_text()), K8S_VERSION, strict=True)
+    assert {a.verb for a in plan.actions if a.resource == "Deployment"} == {"create"}
+    assert adapter.kube.get("Deployment", NAMESPACE, manifests.resource_name("gitops")) is None
+    assert not [k for k in s3_keys(moto_s3) if k.startswith("serving/gitops/")]
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+@pytest.fixture
+def deployed(cluster, moto_s3, fresh_bucket, export_v1) -> Iterator[KubernetesAdapter]:
+    adapter = make_adapter(cluster, moto_s3)
+    spec = DeploySpec(model="scaled", export=export_v1.path, version="1", target="kubernetes")
+    adapter.deploy(spec, export_v1, timeout=120)
+    yield adapter
+    adapter.delete("scaled")
+    cluster.controller.behaviours.clear()
+
+
+def test_reapply_changes_nothing(deployed: KubernetesAdapter, export_v1: ExportInfo):
+    """Apply-style idempotence: a second deploy sends no write and reports changed=False."""
+    spec = DeploySpec(model="scaled", export=export_v1.path, version="1", target="kubernetes")
+    plan = deployed.plan(spec, export_v1)
+    assert not plan.changes_anything, plan.actions
+    name = manifests.resource_name("scaled")
+    before = deployed.kube.get("Deployment", NAMESPACE, name)["metadata"]["resourceVersion"]
+    record = deployed.deploy(spec, export_v1, timeout=60)
+    assert not record.changed
+    after = deployed.kube.get("Deployment", NAMESPACE, name)["metadata"]["resourceVersion"]
+    assert before == after
+
+
+def test_pods_and_status_after_rollout(deployed: KubernetesAdapter):
+    pods = deployed.kube.list("Pod", NAMESPACE, manifests.selector("scaled"))
+    assert len(pods) == 2
+    config_map = deployed.kube.get("ConfigMap", NAMESPACE, manifests.resource_name("scaled"))
+    text = config_map["data"][manifests.MODEL_CONFIG_KEY]
+    assert 'base_path: "s3://models/serving/scaled"' in text
+    assert 'key: "default"' in text and "value: 1" in text
+    hpa = deployed.kube.get("HorizontalPodAutoscaler", NAMESPACE, manifests.resource_name("scaled"))
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+
+
+def test_stalled_rollout_reports_the_pod_reason_and_keeps_the_default(
+    cluster: FakeCluster,
+    deployed: KubernetesAdapter,
+    moto_s3: str,
+    export_v2: ExportInfo,
+):
+    cluster.controller.behave(BROKEN_IMAGE, "ImagePullBackOff")
+    broken = make_adapter(cluster, moto_s3, image=BROKEN_IMAGE)
+    spec = DeploySpec(
+        model="scaled", export=export_v2.path, version="2", target="kubernetes", set_default=True
+    )
+    with pytest.raises(ProviderError, match="ImagePullBackOff"):
+        broken.deploy(spec, export_v2, timeout=60)
+    assert [v.version for v in deployed.list_versions("scaled")] == ["1"]
+    assert deployed.list_versions("scaled")[0].is_default
+    assert predictions(deployed.predict("scaled", PAYLOAD)) == ANSWERS["1"]
+
+
+def test_crash_loop_is_reported(
+    cluster: FakeCluster, deployed: KubernetesAdapter, moto_s3: str, export_v1: ExportInfo
+):
+    cluster.controller.behave(BROKEN_IMAGE, "CrashLoopBackOff")
+    broken = make_adapter(cluster, moto_s3, image=BROKEN_IMAGE)
+    spec = DeploySpec(model="scaled", export=export_v1.path, version="1", target="kubernetes")
+    with pytest.raises(ProviderError, match="CrashLoopBackOff"):
+        broken.deploy(spec, export_v1, timeout=60)
+
+
+def test_rollout_that_never_progresses_times_out(
+    cluster: FakeCluster, deployed: KubernetesAdapter, moto_s3: str, export_v1: ExportInfo
+):
+    cluster.controller.behave(BROKEN_IMAGE, "hang")
+    broken = make_adapter(cluster, moto_s3, image=BROKEN_IMAGE)
+    spec = DeploySpec(model="scaled", export=export_v1.path, version="1", target="kubernetes")
+    with pytest.raises(DeployTimeout, match="rollout"):
+        broken.deploy(spec, export_v1, timeout=3)
+    assert predictions(deployed.predict("scaled", PAYLOAD)) == ANSWERS["1"]
+
+
+def test_new_version_is_hot_loaded_without_a_restart(
+    cluster: FakeCluster, deployed: KubernetesAdapter, export_v2: ExportInfo
+):
+    """Adding a version changes the ConfigMap only: same pods, same runtime process."""
+    pods = sorted(
+        p["metadata"]["uid"]
+        for p in deployed.kube.list("Pod", NAMESPACE, manifests.selector("scaled"))
+    )
+    runtime = cluster.controller.runtime_for(NAMESPACE, manifests.resource_name("scaled"))
+    spec = DeploySpec(model="scaled", export=export_v2.path, version="2", target="kubernetes")
+    record = deployed.deploy(spec, export_v2, timeout=120)
+    assert record.state == "AVAILABLE" and not record.is_default
+    after = sorted(
+        p["metadata"]["uid"]
+        for p in deployed.kube.list("Pod", NAMESPACE, manifests.selector("scaled"))
+    )
+    assert after == pods
+    assert cluster.controller.runtime_for(NAMESPACE, manifests.resource_name("scaled")) is runtime
+    assert predictions(deployed.predict("scaled", PAYLOAD, version="2")) == ANSWERS["2"]
+
+
+def test_version_logs_come_from_the_pods(deployed: KubernetesAdapter):
+    lines = deployed.version_logs("scaled", "1", lines=20)
+    assert lines and all(line.startswith("[cloudserve-scaled-") for line in lines)
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def _findings(adapter: KubernetesAdapter, export: ExportInfo, **spec_kw) -> dict[str, str]:
+    spec = DeploySpec(model="m", export=export.path, version="1", target="kubernetes", **spec_kw)
+    return {f.id: f.severity for f in adapter.preflight(spec, export)}
+
+
+def test_preflight_rules(cluster: FakeCluster, moto_s3: str, export_v1: ExportInfo):
+    ok = make_adapter(cluster, moto_s3)
+    assert "error" not in _findings(ok, export_v1).values()
+    unpinned = make_adapter(cluster, moto_s3, image="registry.example/runtime:latest")
+    assert _findings(unpinned, export_v1)["kubernetes.image_pinned"] == "error"
+    no_image = make_adapter(cluster, moto_s3, image=None, registry="registry.example")
+    assert _findings(no_image, export_v1)["kubernetes.image"] == "error"
+    small = make_adapter(cluster, moto_s3, memory_mb=64)
+    assert _findings(small, export_v1)["kubernetes.memory"] == "error"
+    drain_all = make_adapter(cluster, moto_s3, min_replicas=1, max_unavailable=1)
+    found = _findings(drain_all, export_v1)
+    assert found["kubernetes.disruption_budget"] == "error"
+    assert found["kubernetes.replicas"] == "warning"
+    with pytest.raises(PreflightError):
+        unpinned.deploy(
+            DeploySpec(model="m", export=export_v1.path, version="1", target="kubernetes"),
+            export_v1,
+            timeout=10,
+        )
+    with pytest.raises(ValueError):
+        settings(moto_s3, min_replicas=5, max_replicas=2)
+
+
+def test_preflight_checks_the_kubeconfig_context(moto_s3: str, export_v1: ExportInfo, tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": "prod", "context": {"cluster": "c", "user": "u", "namespace": "ml"}}
+                ],
+                "current-context": "prod",
+            }
+        )
+    )
+    good = KubernetesAdapter(settings(moto_s3, kubeconfig=kubeconfig, context="prod"))
+    found = _findings(good, export_v1)
+    assert found.get("kubernetes.namespace") == "warning"  # context says ml, target serving
+    missing = KubernetesAdapter(settings(moto_s3, kubeconfig=kubeconfig, context="staging"))
+    assert _findings(missing, export_v1)["kubernetes.context"] == "error"
+
+
+def test_redeploy_other_content_is_refused_before_upload(
+    deployed: KubernetesAdapter, moto_s3: str, export_v2: ExportInfo
+):
+    before = s3_keys(moto_s3)
+    spec = DeploySpec(model="scaled", export=export_v2.path, version="1", target="kubernetes")
+    with pytest.raises(ConfigError):
+        deployed.deploy(spec, export_v2, timeout=30)
+    assert s3_keys(moto_s3) == before
