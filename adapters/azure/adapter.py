@@ -218,6 +218,18 @@ class AzureMLAdapter(Adapter):
                 provider=PROVIDER,
             )
 
+    @staticmethod
+    def _refuse_full_endpoint(spec: DeploySpec, state: ModelState) -> None:
+        ceiling = limits.limit(PROVIDER, "deployments_per_endpoint")
+        if state.deployment(spec.version) is None and len(state.deployments) >= ceiling:
+            raise ConfigError(
+                f"endpoint '{state.endpoint_name}' already has {len(state.deployments)} "
+                f"deployments; Azure allows {ceiling} per endpoint",
+                hint="delete versions you no longer need (cloudserve delete --version N) or "
+                "lower keep_previous",
+                provider=PROVIDER,
+            )
+
     # ------------------------------------------------------------------ plan
 
     def plan(self, spec: DeploySpec, export: ExportInfo) -> Plan:
@@ -292,6 +304,7 @@ class AzureMLAdapter(Adapter):
             self._refuse_other_content(spec, registered, digest)
         if registered is not None and state.deployment_state(spec.version) == "Succeeded":
             return self._redeploy_in_place(spec, state, deadline)
+        self._refuse_full_endpoint(spec, state)
         if registered is None:
             registered = self._register(spec, export, digest)
         if state.endpoint is None:
@@ -708,7 +721,8 @@ class AzureMLAdapter(Adapter):
         if state.deployment(version) is not None:
             ws.wait(ws.delete_deployment(state.endpoint_name, name), deadline)
             removed.append(f"{state.endpoint_name}/{name}")
-        if state.version(version) is not None and ws.delete_model_version(model, version):
+        if state.version(version) is not None:
+            ws.delete_model_version(model, version)
             removed.append(f"{model}:{version}")
         container, where = self._container()
         prefix = upload.version_prefix(self.config.prefix, model, version)
@@ -722,9 +736,10 @@ class AzureMLAdapter(Adapter):
             ws.wait(ws.delete_endpoint(state.endpoint_name), deadline)
             removed.append(state.endpoint_name)
         for version in state.version_names():
-            if ws.delete_model_version(state.model, version):
-                removed.append(f"{state.model}:{version}")
-        if state.versions and ws.delete_model(state.model):
+            ws.delete_model_version(state.model, version)
+            removed.append(f"{state.model}:{version}")
+        if state.versions:
+            ws.delete_model(state.model)
             removed.append(state.model)
         container, where = self._container()
         prefix = f"{self.config.prefix.strip('/')}/{state.model}/"

@@ -120,24 +120,18 @@ class WorkspaceApi:
             )
         )
 
-    def delete_model_version(self, name: str, version: str) -> bool:
-        """Delete a model version; False when it was already gone."""
-        return (
-            call_or_none(
-                f"delete model {name}:{version}",
-                lambda: self.client.model_versions.delete(*self._args(), name, version) or True,
-            )
-            is not None
+    def delete_model_version(self, name: str, version: str) -> None:
+        """Delete a model version (idempotent: a missing one is no error)."""
+        call_or_none(
+            f"delete model {name}:{version}",
+            lambda: self.client.model_versions.delete(*self._args(), name, version),
         )
 
-    def delete_model(self, name: str) -> bool:
-        """Delete the model container; False when it was already gone."""
-        return (
-            call_or_none(
-                f"delete model {name}",
-                lambda: self.client.model_containers.delete(*self._args(), name) or True,
-            )
-            is not None
+    def delete_model(self, name: str) -> None:
+        """Delete the model container (idempotent: a missing one is no error)."""
+        call_or_none(
+            f"delete model {name}",
+            lambda: self.client.model_containers.delete(*self._args(), name),
         )
 
     def put_environment(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -465,6 +465,21 @@ def test_wrong_model_layout_fails_the_deployment_like_the_container_would(adapte
         adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
 
 
+def test_a_full_endpoint_is_refused_before_any_upload(
+    adapter, fake, container, export_v1, export_v2
+):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    for n in range(10, 29):  # 19 more deployments: 20 in all, Azure's ceiling per endpoint
+        fake.deployments[MODEL][f"v{n}"] = {
+            "name": f"v{n}",
+            "properties": {"provisioningState": "Succeeded"},
+        }
+    before = blob_names(container)
+    with pytest.raises(ConfigError, match="20 per endpoint"):
+        adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    assert blob_names(container) == before and "2" not in fake.models[MODEL]
+
+
 # --------------------------------------------------------------------------- predict
 
 
