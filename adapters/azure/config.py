@@ -77,9 +77,19 @@ class AzureConfig(AdapterConfig):
     container_port: int = Field(
         default=8501, ge=1, le=65535, description="REST port of the serving container."
     )
-    request: RequestConfig = Field(default_factory=RequestConfig)
-    liveness_probe: ProbeConfig = Field(default_factory=ProbeConfig)
-    readiness_probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    request: RequestConfig = Field(
+        default_factory=RequestConfig,
+        description="Scoring request settings of each deployment (timeout, concurrency).",
+    )
+    liveness_probe: ProbeConfig = Field(
+        default_factory=ProbeConfig,
+        description="Liveness probe of the serving container (GET /v1/models/<model>); raise "
+        "initial_delay_s for models that load slowly.",
+    )
+    readiness_probe: ProbeConfig = Field(
+        default_factory=ProbeConfig,
+        description="Readiness probe (same route); traffic reaches an instance once it passes.",
+    )
     keep_previous: int = Field(
         default=1,
         ge=0,
