@@ -1,13 +1,14 @@
 """The aws (SageMaker) adapter against a moto server.
 
 moto runs as a real server on loopback (``aws_harness.Harness``); the adapter reaches it
-through its own client factory (``AwsClients(endpoint_url=...)``), nothing is patched in
-the adapter. moto lacks UpdateEndpoint and answers invoke_endpoint from a static queue, so
-the harness extends moto's SageMaker backend with UpdateEndpoint (plus a knob to make the
-next update fail) and answers invocations from the model the endpoint currently serves:
-see aws_harness.py. moto also rejects instance types newer than its hard-coded list
-(ml.g5, ml.m6i, ...), so deploys here use ml.m5.large and the botocore enum check is
-tested through preflight alone.
+through its own client factory (``Harness.clients()``: ``AwsClients`` on a boto3 session),
+nothing is patched in the adapter. Every request is first checked against botocore's
+service model (required, enum, length, range, ``pattern``), as strictly as AWS checks it;
+a request AWS would refuse fails the test that made it. moto lacks UpdateEndpoint and
+answers invoke_endpoint from a static queue, so the harness extends moto's SageMaker backend
+with UpdateEndpoint (plus knobs for failures) and answers invocations from the model the
+endpoint's variant serves: see aws_harness.py. moto also rejects instance types newer than
+its hard-coded list (ml.g5, ml.m6i, ...), so deploys here use ml.m5.large.
 """
 
 from __future__ import annotations
