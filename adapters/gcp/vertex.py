@@ -218,6 +218,11 @@ class Version:
     def is_default(self) -> bool:
         return DEFAULT_ALIAS in self.aliases
 
+    @property
+    def named(self) -> bool:
+        """Does it carry cloudserve's ``v<version>`` alias (else it was made by other means)?"""
+        return version_alias(self.version) in self.aliases
+
     @classmethod
     def from_model(cls, body: dict) -> Version:
         """The version a Vertex model-version body describes: its number from the ``v<N>``
@@ -266,8 +271,8 @@ class ModelState:
         return cls(model, versions, endpoint, deployed)
 
     def find(self, version: str) -> Version | None:
-        """The cloudserve version ``version``, if it exists."""
-        return next((v for v in self.versions if v.version == version), None)
+        """The cloudserve version ``version`` (the one aliased ``v<version>``), if it exists."""
+        return next((v for v in self.versions if v.named and v.version == version), None)
 
     @property
     def default(self) -> Version | None:

@@ -594,6 +594,8 @@ def test_version_from_a_model_body_ignores_labels():
     version = Version.from_model(body)
     assert (version.version, version.version_id, version.digest) == ("3", "7", "f" * 32)
     assert version.is_default
+    foreign = Version.from_model({"versionId": "3", "labels": {"cloudserve-version": "3"}})
+    assert foreign.version == "3" and not foreign.named  # listed, never taken for v3
 
 
 def test_fake_merges_model_and_version_labels(adapter, fake, export_v1, export_v2):
