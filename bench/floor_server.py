@@ -1,5 +1,5 @@
 """The HTTP floor: a bare ASGI app on uvicorn + uvloop + httptools that parses the JSON body of
-each POST and answers a constant prediction. Bench-only; binds 127.0.0.1.
+each POST with orjson and answers a constant prediction. Bench-only; binds 127.0.0.1.
 
 Usage: python bench/floor_server.py --port 8601
 """
@@ -7,10 +7,10 @@ Usage: python bench/floor_server.py --port 8601
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import uvicorn
 
 RESPONSE = b'{"predictions": [[0.0]]}'
@@ -21,7 +21,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-    """Read the whole request body, ``json.loads`` it, and send the constant response."""
+    """Read the whole request body, ``orjson.loads`` it, and send the constant response."""
     if scope["type"] != "http":
         return
     body = b""
@@ -32,7 +32,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         more = message.get("more_body", False)
     status = 200
     if scope["method"] == "POST":
-        json.loads(body)
+        orjson.loads(body)
     await send({"type": "http.response.start", "status": status, "headers": HEADERS})
     await send({"type": "http.response.body", "body": RESPONSE})
 

@@ -91,7 +91,7 @@ def build_arg_parser(prog: str = "cloudserve_runtime") -> argparse.ArgumentParse
     flag("tensorflow_inter_op_parallelism", int, 0, "inter-op threads per session (0: auto)")
     flag("max_num_load_retries", int, 5, "retries of a failed version load")
     flag("load_retry_interval_micros", int, 60_000_000, "pause between load retries")
-    flag("grpc_max_threads", int, 0, "gRPC worker threads (0: 4 x #CPUs)")
+    flag("grpc_max_threads", int, 0, "gRPC worker threads (0: 4 x #CPUs, at least 64)")
     # Access control and resource limits (cloudserve_runtime.limits; runtime_image/README.md).
     flag("ssl_config_file", str, "",
          "text-format SSLConfig (server_key, server_cert, custom_ca, client_verify): TLS for "

@@ -203,7 +203,9 @@ class ModelServer:
 
         from cloudserve_runtime.grpc_service import add_services
 
-        workers = self.options.grpc_max_threads or 4 * (os.cpu_count() or 1)
+        # A Predict waiting for its batch holds a worker thread, so fewer threads than a batch's
+        # rows cap the batch (8 threads: 2.0k req/s on the bench MLP; 64: 2.45k).
+        workers = self.options.grpc_max_threads or max(4 * (os.cpu_count() or 1), 64)
         server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
             interceptors=[access.grpc_interceptor(self._auth)] if self._auth else None,

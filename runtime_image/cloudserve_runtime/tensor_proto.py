@@ -6,6 +6,8 @@ Outputs are written into the typed repeated fields (``float_val``, ``int64_val``
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
@@ -27,12 +29,27 @@ _FIELDS: dict[np.dtype, tuple[int, str]] = {
 }
 
 
+# dtypes whose tensor_content is read straight into numpy (little-endian, as TF writes it).
+_CONTENT_DTYPES: dict[int, np.dtype] = {
+    types_pb2.DT_FLOAT: np.dtype("<f4"),
+    types_pb2.DT_DOUBLE: np.dtype("<f8"),
+    types_pb2.DT_INT32: np.dtype("<i4"),
+    types_pb2.DT_INT64: np.dtype("<i8"),
+}
+
+
 def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     """Converts a request TensorProto to an array (DT_STRING becomes an object array of bytes).
 
     Raises:
         ServingError: INVALID_ARGUMENT for a malformed or unsupported proto.
     """
+    content = proto.tensor_content
+    numpy_dtype = _CONTENT_DTYPES.get(proto.dtype)
+    if content and numpy_dtype is not None:  # the common client encoding: raw bytes
+        dims = [dim.size for dim in proto.tensor_shape.dim]
+        if min(dims, default=0) >= 0 and len(content) == math.prod(dims) * numpy_dtype.itemsize:
+            return np.frombuffer(content, dtype=numpy_dtype).reshape(dims).copy()
     try:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError, KeyError, tf.errors.OpError) as exc:
