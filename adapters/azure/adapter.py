@@ -31,7 +31,7 @@ from cloudserve.errors import (
 )
 from cloudserve.progress import Progress
 from cloudserve.records import DeploySpec, ExportInfo, Finding, Plan, PlanAction, VersionRecord
-from cloudserve.waiting import Backoff
+from cloudserve.waiting import Backoff, resumable
 from cloudserve_adapters.azure import preflight as az_preflight
 from cloudserve_adapters.azure import upload
 from cloudserve_adapters.azure.config import AzureConfig, ProbeConfig
@@ -318,13 +318,18 @@ class AzureMLAdapter(Adapter):
                 status="CREATING",
                 message="deployment started; not waited for (set the default once it serves)",
             )
+        previous = state.default
         try:
             ws.wait(operation, deadline)
         except ProviderError as e:
             logs = self.version_logs(spec.model, spec.version, lines=20)
+            serving = (
+                f"the previous default v{previous} keeps serving"
+                if previous
+                else "no traffic was routed to it"
+            )
             raise ProviderError(
-                f"{e.message}; the previous default keeps serving"
-                + ("\n" + "\n".join(logs) if logs else ""),
+                f"{e.message}; {serving}" + ("\n" + "\n".join(logs) if logs else ""),
                 hint="raise targets.azure.liveness_probe.initial_delay_s or pick a bigger "
                 "instance_type if the container starts slowly; re-run deploy when fixed",
                 provider=PROVIDER,
@@ -357,9 +362,10 @@ class AzureMLAdapter(Adapter):
         files = upload.blob_names(export, self.config.prefix, spec.model, spec.version)
         folder = upload.model_folder(self.config.prefix, spec.model, spec.version)
         self.progress.status(f"uploading {spec.model} v{spec.version} to {where}/{folder}")
-        upload.upload_export(
-            container, files, folder, label=f"{where}/{folder}", progress=self.progress
-        )
+        with resumable(f"uploading {spec.model} v{spec.version}", provider=PROVIDER):
+            upload.upload_export(
+                container, files, folder, label=f"{where}/{folder}", progress=self.progress
+            )
         body = {
             "properties": {
                 "modelType": MODEL_TYPE,

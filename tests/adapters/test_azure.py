@@ -321,6 +321,24 @@ def test_upload_reports_progress_and_skips_content_already_there(
     assert again.progress.transfers == [(again.progress.transfers[0][0], 0, 0)]
 
 
+def test_ctrl_c_during_upload_exits_130_and_resumes(adapter, fake, container, export_v1):
+    from cloudserve.waiting import Interrupted
+
+    class StopAfterFirstFile(RecordingProgress):
+        def transfer(self, label: str, done: int, total: int) -> None:
+            super().transfer(label, done, total)
+            if done:
+                raise KeyboardInterrupt
+
+    stopped = AzureMLAdapter(adapter.config, clients=adapter.clients, progress=StopAfterFirstFile())
+    with pytest.raises(Interrupted) as info:
+        stopped.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert info.value.exit_code == 130 and "re-run" in info.value.hint
+    assert len(blob_names(container)) == 1 and MODEL not in fake.models
+    record = adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert record.is_default and len(blob_names(container)) == export_v1.file_count
+
+
 # --------------------------------------------------------------------------- endpoint, deployment
 
 
@@ -443,7 +461,7 @@ def test_failed_deployment_leaves_the_previous_default_serving(adapter, fake, ex
     fake.fail_next("deployment", "ResourceNotReady: liveness probe returned 502")
     with pytest.raises(ProviderError) as info:
         adapter.deploy(spec(export_v2, "2", set_default=True), export_v2, timeout=60)
-    assert "previous default keeps serving" in info.value.message
+    assert "previous default v1 keeps serving" in info.value.message
     assert "liveness probe returned 502" in info.value.message  # container log lines
     assert "initial_delay_s" in info.value.hint
     assert fake.endpoints[MODEL]["properties"]["traffic"] == {"v01": 100}
