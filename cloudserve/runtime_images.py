@@ -110,12 +110,20 @@ def find(
     registry_prefix: str, *, variant: str = "cpu", tf_version: str | None = None
 ) -> PushedImage | None:
     """The newest recorded push under ``registry_prefix`` (a registry host, optionally with a
-    path) for ``variant``, and for ``tf_version`` ("2.21") when given; None when none was."""
+    path) for ``variant``, and for ``tf_version`` ("2.21") when given; None when none was.
+
+    ``*`` in the prefix matches within one name part, for targets that know the registry only
+    by pattern before any network call (``*.dkr.ecr.us-east-1.amazonaws.com``: any account).
+    """
     prefix = registry_prefix.rstrip("/")
+    pattern = re.compile(
+        "".join("[^./]+" if part == "*" else re.escape(part) for part in re.split(r"(\*)", prefix))
+        + "(/.*)?"
+    )
     matches = [
         p
         for p in _load()
-        if (p.repository == prefix or p.repository.startswith(prefix + "/"))
+        if pattern.fullmatch(p.repository)
         and p.variant == variant
         and (tf_version is None or p.tf_version == tf_version)
     ]

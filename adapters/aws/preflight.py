@@ -384,6 +384,8 @@ def check_image(config: AwsConfig, export: ExportInfo) -> list[Finding]:
                     variant="gpu" if proc == "gpu" else "cpu",
                     tf_version=f"{minor[0]}.{minor[1]}" if minor else None,
                 )
+                + ", or "
+                + images.runtime_image_hint()
                 if proc in ("cpu", "gpu")
                 else images.runtime_image_hint(),
             )

@@ -1,0 +1,1 @@
+"""The ``docker`` target: one cloudserve runtime container per model on a Docker host."""
