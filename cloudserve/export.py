@@ -248,15 +248,19 @@ def _numeric(name: str) -> int | None:
     return int(name) if name.isdigit() else None
 
 
-def export_error(finding_id: str, message: str, fix: str) -> PreflightError:
+SAVED_MODEL_DOC = "https://www.tensorflow.org/guide/saved_model"
+KERAS_EXPORT_DOC = "https://keras.io/api/models/model_saving_apis/export/"
+KERAS_FIX = "export the Keras model with model.export(DIR) (a SavedModel), then pass DIR"
+
+
+def export_error(
+    finding_id: str, message: str, fix: str, source: str = SAVED_MODEL_DOC
+) -> PreflightError:
     """A preflight error (exit 3) with one error finding about the export itself."""
     return PreflightError(
         f"preflight failed: {message}",
-        findings=[Finding(finding_id, "error", message, fix=fix)],
+        findings=[Finding(finding_id, "error", message, fix=fix, source=source)],
     )
-
-
-KERAS_FIX = "export the Keras model with model.export(DIR) (a SavedModel), then pass DIR"
 
 
 def resolve_export_dir(path: Path) -> tuple[Path, Path | None, int | None]:
@@ -276,6 +280,7 @@ def resolve_export_dir(path: Path) -> tuple[Path, Path | None, int | None]:
             "export.keras_file",
             f"{path} is a Keras model file, not a SavedModel: targets serve SavedModels",
             KERAS_FIX,
+            KERAS_EXPORT_DOC,
         )
     if not path.exists():
         raise export_error(
@@ -309,6 +314,7 @@ def resolve_export_dir(path: Path) -> tuple[Path, Path | None, int | None]:
         KERAS_FIX
         if keras_files
         else "export with model.export(DIR) (Keras) or tf.saved_model.save(obj, DIR); pass DIR",
+        KERAS_EXPORT_DOC if keras_files else SAVED_MODEL_DOC,
     )
 
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cloudserve import limits
+from cloudserve import export, limits
 from cloudserve.adapter import Feature
 from cloudserve.errors import PreflightError
 from cloudserve.records import DeploySpec, ExportInfo, Finding
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 SERVING_DEFAULT = "serving_default"
 COMMON = "common"
+#: where the SavedModel layout these rules check is documented
+SAVED_MODEL_DOC = export.SAVED_MODEL_DOC
+SIGNATURE_DOC = "https://www.tensorflow.org/tfx/serving/signature_defs"
 MIB = 1024 * 1024
 
 _SHARD = re.compile(r"^variables/variables\.data-(\d+)-of-(\d+)$")
@@ -59,6 +62,7 @@ def check_export(
                 "error",
                 f"export directory {export.path} is gone",
                 fix="re-export the model or fix the export path",
+                source=SAVED_MODEL_DOC,
             )
         ]
     variable_files = [f for f in export.files if f.startswith("variables/")]
@@ -74,6 +78,7 @@ def check_export(
                     f"{', ...' if len(export.variables_read) > 3 else ''}): it cannot load",
                     fix="copy the whole export directory (variables/ included), or re-export "
                     "the model with model.export(DIR) or tf.saved_model.save",
+                    source=SAVED_MODEL_DOC,
                 )
             )
     elif "variables/variables.index" in variable_files and not any(
@@ -86,6 +91,7 @@ def check_export(
                 "variables/variables.index is there but no variables.data-* shard: "
                 "the export is incomplete",
                 fix="re-export the model; an interrupted copy leaves exactly this",
+                source=SAVED_MODEL_DOC,
             )
         )
     elif missing := _missing_shards(variable_files):
@@ -96,6 +102,7 @@ def check_export(
                 f"the export is incomplete: {len(missing)} variables shard(s) missing "
                 f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})",
                 fix="copy the whole export directory again, or re-export the model",
+                source=SAVED_MODEL_DOC,
             )
         )
     if not export.signatures:
@@ -105,6 +112,7 @@ def check_export(
                 "error",
                 "the export has no signatures, so nothing can serve it",
                 fix="export with signatures=... (tf.saved_model.save) or model.export()",
+                source=SIGNATURE_DOC,
             )
         )
     elif required_signature and required_signature not in export.signatures:
@@ -116,6 +124,7 @@ def check_export(
                 f"the target serves signature '{required_signature}', the export has only: {names}",
                 fix=f"re-export with signatures={{'{required_signature}': fn}}, or use the local "
                 "target, which serves any signature by name",
+                source=SIGNATURE_DOC,
             )
         )
     return findings
@@ -295,6 +304,7 @@ def check_tf_version(export: ExportInfo) -> list[Finding]:
             "the export does not record the TensorFlow version that wrote it, so the serving "
             "image cannot be matched to it",
             fix="re-export with TensorFlow 2.x (tf.saved_model.save records it)",
+            source=SAVED_MODEL_DOC,
         )
     ]
 

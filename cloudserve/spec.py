@@ -43,6 +43,8 @@ from cloudserve.records import DeploySpec, ExportInfo, Finding
 M = TypeVar("M", bound=BaseModel)
 
 CONFIG_FILE = "cloudserve.yaml"
+#: where every target's settings are listed (also `cloudserve targets`)
+SETTINGS_DOC = "README.md#cloudserveyaml-reference"
 ENV_PREFIX = "CLOUDSERVE_"
 DEFAULT_TARGET = "local"
 
@@ -356,6 +358,7 @@ def _missing_settings(error: ValidationError, prefix: str) -> PreflightError:
                 "error",
                 f"{path} is required and not set",
                 fix=f"set {path} in cloudserve.yaml, --set {path}=VALUE or {env.upper()}",
+                source=SETTINGS_DOC,
             )
         )
     return PreflightError(

@@ -46,6 +46,8 @@ from cloudserve_adapters.local.repository import (
 from cloudserve_adapters.local.runtime_process import DEFAULT_COMMAND, RuntimeInfo, RuntimeProcess
 
 POLL_S = 0.1
+#: TF Serving's model repository layout (model names, numeric version directories)
+SERVING_CONFIG_DOC = "https://www.tensorflow.org/tfx/serving/serving_config"
 #: runtime ModelVersionStatus states -> cloudserve version states
 _STATES: dict[str, VersionState] = {
     "AVAILABLE": "AVAILABLE",
@@ -112,11 +114,23 @@ class LocalAdapter(Adapter):
         findings = []
         if problem := model_name_problem(spec.model):
             findings.append(
-                Finding("local.model_name", "error", problem, fix="choose another model name")
+                Finding(
+                    "local.model_name",
+                    "error",
+                    problem,
+                    fix="choose another model name",
+                    source=SERVING_CONFIG_DOC,
+                )
             )
         if problem := version_problem(spec.version):
             findings.append(
-                Finding("local.version", "error", problem, fix="deploy with --version N, N ≥ 1")
+                Finding(
+                    "local.version",
+                    "error",
+                    problem,
+                    fix="deploy with --version N, N ≥ 1",
+                    source=SERVING_CONFIG_DOC,
+                )
             )
         return findings
 
@@ -345,9 +359,7 @@ class LocalAdapter(Adapter):
         runtime = self.runtime.running()
         numbers = sorted(on_disk | set(entry.versions if entry else ()), reverse=True)
         statuses = self._statuses(runtime, model)
-        return [
-            self._record(model, n, runtime, statuses=statuses, changed=False) for n in numbers
-        ]
+        return [self._record(model, n, runtime, statuses=statuses, changed=False) for n in numbers]
 
     def predict(
         self, model: str, payload: dict[str, Any], *, version: str | None = None
