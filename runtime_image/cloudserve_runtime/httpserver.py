@@ -616,7 +616,10 @@ class _Connection(asyncio.Protocol):
         if self._head_bytes and now - self._head_started > limits.header_timeout_s:
             self._reject(408, b"Request Timeout: the request headers did not arrive in time")
         elif self._parsing is not None and now - self._body_started > limits.body_timeout_s:
-            self._reject(408, b"Request Timeout: the request body did not arrive in time")
+            if self._parsing.finished:  # already answered (e.g. 413): no second response
+                self._close()
+            else:
+                self._reject(408, b"Request Timeout: the request body did not arrive in time")
 
     def shutdown(self) -> None:
         """Closes the connection now if idle, else after the request in progress is answered."""
