@@ -7,7 +7,11 @@ image uses them: the base path is ``${MODEL_BASE_PATH:-/models}/<model name>``.
 
 cloudserve extensions for the cloud hosting contracts (:mod:`cloudserve_runtime.hosting` sets them
 from SageMaker's and Vertex AI's environment): ``--saved_model_uri``, ``--rest_api_health_route``,
-``--rest_api_predict_route`` and ``--batching_parameters``.
+``--rest_api_predict_route`` and ``--batching_parameters``. Access control and resource limits
+(``--ssl_config_file``, ``--auth_token_file``, ``--bind_address``, ``--rest_api_max_*``, the
+``--rest_api_*_timeout_in_ms`` flags, ``--grpc_max_tensor_bytes``,
+``--reload_config_timeout_in_ms``) feed :mod:`cloudserve_runtime.access` and
+:class:`cloudserve_runtime.limits.ServerLimits`.
 """
 
 from __future__ import annotations
