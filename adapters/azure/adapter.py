@@ -681,11 +681,10 @@ class AzureMLAdapter(Adapter):
         model_status = response.headers.get("ms-azureml-model-error-statuscode")
         if model_status:
             reason += f" (container status {model_status})"
-        error = ProviderError if response.status_code != 404 else NotFound
-        raise error(
-            f"predict {model}: {response.status_code} {reason}: {detail}",
-            provider=PROVIDER,
-        )
+        message = f"predict {model}: {response.status_code} {reason}: {detail}"
+        if response.status_code == 404:
+            raise NotFound(message, provider=PROVIDER)
+        raise ProviderError(message, http_status=response.status_code, provider=PROVIDER)
 
     # ------------------------------------------------------------------ delete
 

@@ -521,6 +521,15 @@ def test_predict_body_over_the_request_limit_is_refused_locally(make_adapter, fa
     assert len(fake.requests("POST", "/score/")) == scored
 
 
+def test_predict_container_errors_are_explained(adapter, export_v1):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert adapter.predict(MODEL, {"inputs": [[1.0]]})["outputs"] == [[2.5]]
+    with pytest.raises(ProviderError) as info:
+        adapter.predict(MODEL, {"instances": [["not a number"]]})
+    assert info.value.http_status == 424
+    assert "424" in info.value.message and "container status 400" in info.value.message
+
+
 def test_predict_unknown_model(adapter, fake):
     with pytest.raises(NotFound):
         adapter.predict("no-such-model", PAYLOAD)

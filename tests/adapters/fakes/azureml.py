@@ -716,10 +716,19 @@ class FakeAzureML:
         predictor = self.predictors.get(f"{e}/{chosen}")
         if predictor is None:
             return 404, {"message": f"deployment {chosen} not found"}, {}
-        if not isinstance(body, dict) or "instances" not in body:
-            return 424, {"error": "bad input"}, {"ms-azureml-model-error-statuscode": "400"}
-        return (
-            200,
-            {"predictions": predictor(body["instances"])},
-            {"azureml-model-deployment": str(chosen)},
-        )
+        # the container is TF Serving's REST API: row ("instances") or columnar ("inputs")
+        # format; anything it answers with a non-200 reaches the caller as 424
+        key, answer_key = ("instances", "predictions")
+        if isinstance(body, dict) and "inputs" in body and "instances" not in body:
+            key, answer_key = ("inputs", "outputs")
+        try:
+            if not isinstance(body, dict) or not isinstance(body.get(key), list):
+                raise ValueError('Missing "instances" or "inputs" key')
+            answer = predictor(body[key])
+        except Exception as e:  # noqa: BLE001 - the container's 400 for any bad input
+            headers = {
+                "ms-azureml-model-error-statuscode": "400",
+                "ms-azureml-model-error-reason": type(e).__name__,
+            }
+            return 424, {"error": str(e)[:200]}, headers
+        return 200, {answer_key: answer}, {"azureml-model-deployment": str(chosen)}
