@@ -60,6 +60,7 @@ class SageMakerAdapter(Adapter):
     name: ClassVar[str] = "aws"
     extra: ClassVar[str | None] = "aws"
     config_class: ClassVar[type[AwsConfig]] = AwsConfig
+    tf_serving_loading: ClassVar[bool] = True  # managed TF Serving containers
     features: ClassVar[frozenset[Feature]] = frozenset(
         {
             Feature.GPU,
