@@ -355,7 +355,16 @@ class VertexAdapter(Adapter):
         self._prune(spec.model, deadline)
         state = self._state(spec.model)
         if state.traffic(version) != 100:
-            self._deploy_preview(spec.model, version, deadline)
+            try:
+                self._deploy_preview(spec.model, version, deadline)
+            except ProviderError as e:
+                raise ProviderError(
+                    f"v{spec.version} is deployed with {state.traffic(version)}% of the traffic, "
+                    f"but its preview endpoint (for predict --version) failed: {e.message}",
+                    hint="re-run the same deploy (it resumes), or set "
+                    "targets.gcp.preview_endpoints: false",
+                    provider=PROVIDER,
+                ) from e
         return self._record(self._state(spec.model), version, changed=True)
 
     def _scaling_changes(self, deployed: dict[str, Any]) -> list[str]:
@@ -405,12 +414,14 @@ class VertexAdapter(Adapter):
         self, spec: DeploySpec, state: ModelState, version: Version, deadline: float
     ) -> VersionRecord:
         """The version is registered and deployed already: apply changed scaling settings
-        (``mutateDeployedModel``), then a default or split ask."""
+        (``mutateDeployedModel``), then a default or split ask, and make sure its preview
+        endpoint exists exactly while it lacks all the traffic."""
         changed = self._apply_scaling(
             spec.model, version, state.deployed[version.version_id], deadline
         )
         if spec.set_default:
             return self._make_default(spec.model, spec.version, deadline, changed=changed)
+        share = state.traffic(version)
         if spec.traffic is not None:
             split = self._split(spec, state, new_key=state.deployed_id(version) or "0")
             if split != state.traffic_split:
@@ -418,10 +429,11 @@ class VertexAdapter(Adapter):
                     self._endpoint_id(spec.model), {"trafficSplit": split}, ["trafficSplit"]
                 )
                 changed = True
-            if split.get(state.deployed_id(version) or "") == 100:
-                changed = bool(self._remove_preview(spec.model, spec.version, deadline)) or changed
-            else:
-                changed = self._deploy_preview(spec.model, version, deadline) or changed
+            share = split.get(state.deployed_id(version) or "", 0)
+        if share == 100:
+            changed = bool(self._remove_preview(spec.model, spec.version, deadline)) or changed
+        else:  # a version without all the traffic keeps (or gets back) its preview endpoint
+            changed = self._deploy_preview(spec.model, version, deadline) or changed
         if changed:
             return self._record(self._state(spec.model), version, changed=True)
         return self._record(state, version, changed=False, message="already deployed; no change")

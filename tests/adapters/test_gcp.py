@@ -874,6 +874,18 @@ def test_predict_version_reaches_a_deployed_non_default_version(
     assert predictions(adapter.predict(MODEL, PAYLOAD, version="2")) == [[3.0]]
 
 
+def test_a_failed_preview_deploy_says_the_version_is_deployed_and_resumes(
+    adapter, fake, export_v1, export_v2
+):
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    fake.fail_requests("create")  # the preview endpoint's create; not resent (creates)
+    with pytest.raises(ProviderError, match="v2 is deployed with 0% of the traffic"):
+        adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    record = adapter.deploy(spec(export_v2, "2"), export_v2, timeout=60)
+    assert record.changed and f"{MODEL}-v2" in fake.endpoints
+    assert predictions(adapter.predict(MODEL, PAYLOAD, version="2")) == [[3.0]]
+
+
 def test_predict_version_without_a_preview_endpoint_is_not_supported(
     make_adapter, export_v1, export_v2
 ):
