@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,15 @@ def test_missing_variables_shard(check, export_copy):
     data = check(export)
     assert findings(data)["export.incomplete"] == "error"
     assert data["error"]["exit_code"] == 3
+
+
+def test_missing_variables_directory_in_a_graph_that_reads_variables(check, export_copy):
+    export = export_copy("1")
+    shutil.rmtree(export / "variables")
+    data = check(export)
+    assert findings(data)["export.variables"] == "error"
+    (finding,) = [f for f in data["error"]["findings"] if f["id"] == "export.variables"]
+    assert "its signatures read" in finding["message"] and finding["source"]
 
 
 def test_missing_one_of_several_shards(check, export_copy):

@@ -131,3 +131,25 @@ def test_local_commands_print_one_json_object(workdir: Path):
     started = one_json(cli(workdir, "-o", "json", "local", "start"))
     assert started["running"] and started["pid"] != status["pid"]
     assert predict(workdir, [[1.0, 2.0, 3.0]])[0][0] == pytest.approx(9.4, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "target_args",
+    [
+        ("-t", "aws", "--set", "targets.aws.bucket=b"),
+        ("-t", "gcp", "--set", "targets.gcp.project=p", "--set", "targets.gcp.bucket=b"),
+    ],
+    ids=["target-aws", "target-gcp"],
+)
+def test_keras3_export_warns_for_managed_tf_serving_targets(workdir: Path, target_args):
+    result = cli(workdir, "-o", "json", "check", *target_args, "--export", "exports/keras/2")
+    data = json.loads(result.stdout)
+    findings = data["findings"] if data["ok"] else data["error"]["findings"]
+    (warning,) = [f for f in findings if f["id"] == "export.tf1_loading"]
+    assert warning["severity"] == "warning" and "model.export(DIR)" in warning["fix"]
+    assert "sequential/dense/kernel" in warning["message"] and warning["source"]
+
+
+def test_keras3_export_gets_no_warning_on_local(workdir: Path):
+    data = one_json(cli(workdir, "-o", "json", "check", "--export", "exports/keras/2"))
+    assert "export.tf1_loading" not in {f["id"] for f in data["findings"]}
