@@ -194,20 +194,37 @@ def tensor_to_json(buf: memoryview | bytes) -> Any:
     return _nest([_json_value(dtype, v) for v in values], shape)
 
 
+def predict_body(inputs: dict[str, Any], signature: str = "") -> dict[str, Any]:
+    """A REST predict body for batched ``inputs`` (alias -> nested list).
+
+    The row format (``instances``) when every input has the same batch size, since every
+    target's predict path takes it (Vertex AI takes nothing else); else the columnar
+    ``inputs`` format.
+    """
+    body: dict[str, Any] = {"signature_name": signature} if signature else {}
+    values = list(inputs.values())
+    sizes = {len(v) if isinstance(v, list) else None for v in values}
+    if len(sizes) != 1 or None in sizes:
+        return {**body, "inputs": inputs}
+    if len(inputs) == 1:
+        return {**body, "instances": values[0]}
+    (size,) = sizes
+    return {**body, "instances": [{k: v[i] for k, v in inputs.items()} for i in range(size)]}
+
+
 def _predict_body(request: memoryview) -> dict[str, Any]:
-    """A ``PredictRequest`` as a REST predict body (columnar ``inputs`` format)."""
-    body: dict[str, Any] = {}
+    """A ``PredictRequest`` as a REST predict body."""
+    signature = ""
     inputs: dict[str, Any] = {}
     for number, v in _fields(request):
         if number == 1:  # ModelSpec
             for n, v2 in _fields(v):
-                if n == 3 and bytes(v2):
-                    body["signature_name"] = bytes(v2).decode()
+                if n == 3:
+                    signature = bytes(v2).decode()
         elif number == 2:  # inputs map<string, TensorProto>
             alias, tensor = _map_entries(v)
             inputs[alias] = tensor_to_json(tensor)
-    body["inputs"] = inputs
-    return body
+    return predict_body(inputs, signature)
 
 
 def warmup_request(export: ExportInfo) -> SmokeRequest | None:
@@ -266,9 +283,7 @@ def built_request(export: ExportInfo, required: str | None) -> SmokeRequest | st
         if math.prod(shape) > MAX_BUILT_ELEMENTS:
             return f"input '{alias}' of signature '{name}' has {math.prod(shape)} values"
         inputs[alias] = _nest([_ZEROS[tensor.dtype]] * math.prod(shape), shape)
-    body: dict[str, Any] = {"inputs": inputs}
-    if name != SERVING_DEFAULT:
-        body["signature_name"] = name
+    body = predict_body(inputs, "" if name == SERVING_DEFAULT else name)
     return SmokeRequest(body, f"zeros shaped like signature '{name}'")
 
 

@@ -19,6 +19,7 @@ from cloudserve.verify import (
     built_request,
     check_answer,
     load_sample,
+    predict_body,
     read_tfrecords,
     smoke_request,
     tensor_to_json,
@@ -89,7 +90,7 @@ def test_warmup_records_give_the_first_predict_request(hp_export: Path):
     )
     found = warmup_request(inspect(hp_export))
     assert found == SmokeRequest(
-        {"signature_name": "serving_default", "inputs": {"x": [[1.0], [3.0]]}},
+        {"signature_name": "serving_default", "instances": [[1.0], [3.0]]},
         f"warm-up record {hp_export / WARMUP_FILE}",
     )
     assert len(list(read_tfrecords(hp_export / WARMUP_FILE))) == 2
@@ -105,9 +106,9 @@ def test_truncated_warmup_file_is_a_config_error(hp_export: Path):
 def test_order_sample_then_warmup_then_built(hp_export: Path, tmp_path: Path):
     export = inspect(hp_export)
     assert export.signatures["serving_default"].inputs["x"].shape == (1,)
-    assert smoke_request(export).payload == {"inputs": {"x": [0.0]}}
+    assert smoke_request(export).payload == {"instances": [0.0]}
     write_warmup(hp_export, [{"x": np.array([[5.0]], np.float32)}])
-    assert smoke_request(export).payload == {"inputs": {"x": [[5.0]]}}
+    assert smoke_request(export).payload == {"instances": [[5.0]]}
     sample = tmp_path / "sample.json"
     sample.write_text(json.dumps({"instances": [[9.0]]}))
     assert smoke_request(export, sample=sample).payload == {"instances": [[9.0]]}
@@ -141,8 +142,18 @@ def test_built_request_shapes_and_dtypes():
     request = built_request(export, None)
     assert request.payload == {
         "signature_name": "predict_it",
-        "inputs": {"flag": [False], "ids": [0], "image": [[[0.0, 0.0], [0.0, 0.0]]]},
+        "instances": [{"flag": False, "ids": 0, "image": [[0.0, 0.0], [0.0, 0.0]]}],
     }
+
+
+def test_bodies_are_rows_when_batches_agree_else_columns():
+    assert predict_body({"x": [[1.0], [2.0]]}) == {"instances": [[1.0], [2.0]]}
+    assert predict_body({"a": [1, 2], "b": [[3], [4]]}, "s") == {
+        "signature_name": "s",
+        "instances": [{"a": 1, "b": [3]}, {"a": 2, "b": [4]}],
+    }
+    assert predict_body({"a": [1, 2], "b": [3]}) == {"inputs": {"a": [1, 2], "b": [3]}}
+    assert predict_body({"scalar": 2.0}) == {"inputs": {"scalar": 2.0}}
 
 
 def test_string_inputs_get_no_built_request():
