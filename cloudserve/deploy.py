@@ -175,7 +175,12 @@ def _verify_and_route(
             return _verify_after_traffic(adapter, spec, record, request, previous, timeout)
         problem = _smoke(adapter, model, None, request)  # it is the default: reach it so
     if problem is not None:
-        raise _smoke_failed(adapter, record, request, problem, previous if hold_back else None)
+        outcome = (
+            f"takes no traffic; version {previous} keeps serving"
+            if hold_back
+            else "is the model's default: no other version serves it"
+        )
+        raise _smoke_failed(adapter, record, request, problem, outcome)
     if hold_back and spec.set_default:
         record = _keep_changed(adapter.set_default(model, version, timeout=timeout), record)
     return _note(record, f"verified: answered a smoke request ({request.source})")
@@ -215,7 +220,12 @@ def _verify_after_traffic(
         replace(record, is_default=False, traffic=0) if previous is not None else record,
         f"verified right after taking traffic ({_UNREACHABLE}); rolled back to version {previous}",
     )
-    raise _smoke_failed(adapter, failed, request, problem, previous)
+    outcome = (
+        f"was rolled back right after it took traffic; version {previous} serves again"
+        if previous is not None
+        else "is the model's default: no other version serves it"
+    )
+    raise _smoke_failed(adapter, failed, request, problem, outcome)
 
 
 def _smoke(
@@ -236,13 +246,8 @@ def _smoke_failed(
     record: VersionRecord,
     request: verify.SmokeRequest,
     problem: str,
-    previous: str | None,
+    outcome: str,
 ) -> ProviderError:
-    serving = (
-        f"version {previous} keeps serving"
-        if previous is not None
-        else "no other version of the model serves"
-    )
     failed = replace(
         record,
         state="FAILED",
@@ -251,8 +256,8 @@ def _smoke_failed(
     )
     logs = adapter.version_logs(record.model, record.version)
     return ProviderError(
-        f"version {record.version} of '{record.model}' failed its smoke request and takes no "
-        f"traffic; {serving}. The model said: {problem}",
+        f"version {record.version} of '{record.model}' failed its smoke request and {outcome}. "
+        f"The model said: {problem}",
         hint="fix the model and deploy it as a new version"
         + (
             ", or pass --sample FILE with a request it can answer"
