@@ -86,10 +86,11 @@ def _strip(obj: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str,
     return result
 
 
-def with_last_applied(desired: dict[str, Any]) -> dict[str, Any]:
-    """``desired`` with its own JSON in the ``last-applied`` annotation."""
+def with_last_applied(desired: dict[str, Any], owned: dict[str, Any]) -> dict[str, Any]:
+    """``desired`` with ``owned`` (the fields cloudserve keeps managing) as JSON in the
+    ``last-applied`` annotation."""
     result = copy.deepcopy(desired)
-    text = json.dumps(desired, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(owned, sort_keys=True, separators=(",", ":"))
     result["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
     return result
 
@@ -108,9 +109,10 @@ def planned_patch(
         create_only: field paths set at creation and then left to others (the Deployment's
             ``spec.replicas`` once an autoscaler owns it).
     """
+    owned = _strip(desired, create_only)
     if live is None:
-        return with_last_applied(desired)
-    wanted = with_last_applied(_strip(desired, create_only))
+        return with_last_applied(desired, owned)
+    wanted = with_last_applied(owned, owned)
     annotations = (live.get("metadata") or {}).get("annotations") or {}
     try:
         last = json.loads(annotations.get(LAST_APPLIED) or "{}")

@@ -11,10 +11,12 @@ the stand-in forwards to that process.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
@@ -28,6 +30,7 @@ from cloudserve_adapters.kubernetes.config import KubernetesConfig
 from cloudserve_adapters.kubernetes.sdk import KubeClients
 from tests.adapters.contract import ANSWERS, PAYLOAD, AdapterContract, predictions
 from tests.adapters.fakes.k8s_cluster import K8S_VERSION, FakeCluster
+from tests.image.conftest import gcs_emulator_url  # noqa: F401  (a fixture)
 
 BUCKET = "models"
 IMAGE = "registry.example/cloudserve-runtime@sha256:" + "a" * 64
@@ -331,3 +334,153 @@ def test_redeploy_other_content_is_refused_before_upload(
     with pytest.raises(ConfigError):
         deployed.deploy(spec, export_v2, timeout=30)
     assert s3_keys(moto_s3) == before
+
+
+# --------------------------------------------------------------------------- the pod, for real
+
+
+def test_runtime_mirrors_s3_versions_only_once_complete(
+    moto_s3: str, fresh_bucket, tmp_path, monkeypatch
+):
+    """The runtime's s3:// base path: a version appears in the mirror only after two polls saw
+    the same listing, and a version deleted from the bucket leaves the mirror."""
+    from cloudserve_runtime import remote
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_s3)
+    monkeypatch.setenv("CLOUDSERVE_MODEL_CACHE", str(tmp_path / "cache"))
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    uri = f"s3://{BUCKET}/mirror-test/m"
+    s3.put_object(Bucket=BUCKET, Key="mirror-test/m/3/saved_model.pb", Body=b"graph")
+    local = Path(remote.local_base_path(uri))
+    assert not (local / "3").exists()  # first sight: maybe still uploading
+    s3.put_object(Bucket=BUCKET, Key="mirror-test/m/3/variables/variables.index", Body=b"idx")
+    remote.local_base_path(uri)
+    assert not (local / "3").exists()  # the listing changed: wait again
+    remote.local_base_path(uri)
+    assert (local / "3" / "variables" / "variables.index").read_bytes() == b"idx"
+    assert [p.name for p in local.iterdir() if not p.name.startswith(".")] == ["3"]
+    s3.delete_objects(
+        Bucket=BUCKET,
+        Delete={"Objects": [{"Key": k} for k in s3_keys(moto_s3) if k.startswith("mirror-test/")]},
+    )
+    remote.local_base_path(uri)
+    assert not (local / "3").exists()
+
+
+def test_pod_template_serves_a_prediction_in_a_real_container(
+    docker_engine,
+    gcs_emulator_url: str,  # noqa: F811  (the fixture imported above)
+    export_v1: ExportInfo,
+    tmp_path: Path,
+):
+    """The Deployment's container spec (image, args, env, probes, mounts) run with a real
+    Docker engine: the runtime reads its model config from the ConfigMap's files and the
+    version from a gs:// model store, turns ready on its readinessProbe and answers predict.
+
+    The engine runs containers on the host network, so the two port flags are moved to free
+    ports; everything else is the manifest as built.
+    """
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs
+
+    from cloudserve.progress import NullProgress
+    from cloudserve_adapters.gcp.sdk import GcpClients
+    from cloudserve_adapters.kubernetes.storage import GcsStore
+    from tests.dockerd import build_runtime_image
+
+    image = build_runtime_image(docker_engine, gcs=True, tags=["cloudserve-runtime:test-cpu-gcs"])
+    gcs.Client(
+        project="test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": gcs_emulator_url},
+    ).create_bucket("pods")
+    config = KubernetesConfig(model_store="gs://pods/serving", image=IMAGE, poll_interval_s=1)
+    clients = GcpClients(credentials=AnonymousCredentials(), storage_endpoint=gcs_emulator_url)
+    GcsStore(config, clients, project="test").upload(export_v1, "half", "1", NullProgress())
+    state = manifests.ModelState({"1": {"digest": "d", "created": "now"}}, "1")
+    config_dir, cache_dir = tmp_path / "config", tmp_path / "cache"
+    config_dir.mkdir()
+    cache_dir.mkdir()
+    cache_dir.chmod(0o777)  # the image runs as an unprivileged user, as in the pod
+    for key, text in manifests.config_map(config, "half", state)["data"].items():
+        (config_dir / key).write_text(text)
+    deployment = manifests.deployment(config, "half", image.id, 1024)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    rest, grpc = _free_port(), _free_port()
+    args = [
+        f"--port={grpc}"
+        if a.startswith("--port=")
+        else f"--rest_api_port={rest}"
+        if a.startswith("--rest_api_port=")
+        else a
+        for a in container["args"]
+    ]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    env["STORAGE_EMULATOR_HOST"] = gcs_emulator_url
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    client = docker_engine.client()
+    running = client.containers.run(
+        container["image"],
+        args,
+        environment=env,
+        network_mode="host",
+        volumes={
+            str(config_dir): {"bind": mounts["model-config"], "mode": "ro"},
+            str(cache_dir): {"bind": mounts["model-cache"], "mode": "rw"},
+        },
+        mem_limit=container["resources"]["limits"]["memory"].replace("Mi", "m"),
+        detach=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{rest}"
+        ready = container["readinessProbe"]["httpGet"]["path"]
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(base + ready, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            running.reload()
+            assert running.status == "running", running.logs().decode()[-3000:]
+            assert time.monotonic() < deadline, running.logs().decode()[-3000:]
+            time.sleep(1)
+        live = container["livenessProbe"]["httpGet"]["path"]
+        assert httpx.get(base + live, timeout=5).status_code == 200
+        answer = httpx.post(f"{base}/v1/models/half:predict", json=PAYLOAD, timeout=30)
+        assert answer.json() == {"predictions": ANSWERS["1"]}
+    finally:
+        running.remove(force=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_apply_patches_only_what_differs_and_leaves_replicas_to_the_autoscaler(moto_s3: str):
+    """The apply-style diff: a live object the HPA scaled and the API server defaulted needs
+    no patch; a changed setting patches only its own list; a setting dropped since the last
+    apply is removed (null in the merge patch)."""
+    from cloudserve_adapters.kubernetes.apply import planned_patch
+
+    replicas = (("spec", "replicas"),)
+    desired = manifests.deployment(settings(moto_s3), "m", IMAGE, 500)
+    live = planned_patch(None, desired, create_only=replicas)
+    assert live["spec"]["replicas"] == 2  # set at creation
+    live["spec"]["replicas"] = 7  # the autoscaler's doing
+    live["spec"]["revisionHistoryLimit"] = 10  # the API server's defaults
+    live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/x"
+    assert planned_patch(live, desired, create_only=replicas) == {}
+    limited = manifests.deployment(settings(moto_s3, cpu_limit="2"), "m", IMAGE, 500)
+    patch = planned_patch(live, limited, create_only=replicas)
+    assert set(patch) == {"metadata", "spec"} and "replicas" not in patch["spec"]
+    assert patch["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "2"
+    with_sa = manifests.deployment(settings(moto_s3, service_account="reader"), "m", IMAGE, 500)
+    live = planned_patch(None, with_sa)
+    patch = planned_patch(live, desired)
+    assert patch["spec"]["template"]["spec"]["serviceAccountName"] is None
