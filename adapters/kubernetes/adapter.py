@@ -141,11 +141,15 @@ class KubernetesAdapter(Adapter):
     def plan(self, spec: DeploySpec, export: ExportInfo) -> Plan:
         """Upload, ConfigMap and workload changes deploy would make. Writes nothing.
 
+        Raises ConfigError when the namespace does not exist or the version exists with
+        other content.
+
         When ``manifests_dir`` is set, the manifests are also written there as YAML.
         """
         check_names(spec.model, spec.version)
         if spec.traffic:
             self.require(Feature.TRAFFIC_SPLIT)
+        self._require_namespace()
         state = self._state_or_none(spec.model)
         version = str(int(spec.version))
         actions: list[PlanAction] = []
@@ -205,6 +209,7 @@ class KubernetesAdapter(Adapter):
             self.require(Feature.TRAFFIC_SPLIT)
         model, version = spec.model, str(int(spec.version))
         clock = _Deadline(timeout)
+        self._require_namespace()
         state = self._state_or_none(model)
         image, memory = self.image(export), self.memory_mb(export)
         same = self._same_content(model, state, version, export)
@@ -488,6 +493,17 @@ class KubernetesAdapter(Adapter):
         return removed + self.store.delete(model)
 
     # ------------------------------------------------------------------ state
+
+    def _require_namespace(self) -> None:
+        """ConfigError (before any upload) when the target namespace does not exist."""
+        namespace = self.config.namespace
+        if not self.kube.namespace_exists(namespace):
+            raise ConfigError(
+                f"namespace '{namespace}' does not exist on the cluster",
+                hint=f"create it (kubectl create namespace {namespace}) or set "
+                "targets.kubernetes.namespace",
+                provider=PROVIDER,
+            )
 
     def _state_or_none(self, model: str) -> ModelState | None:
         live = self.kube.get("ConfigMap", self.config.namespace, manifests.resource_name(model))

@@ -160,6 +160,19 @@ class Kube:
             )
         return data
 
+    def namespace_exists(self, namespace: str) -> bool:
+        """True when the namespace exists (read-only)."""
+        status, data = self.request("GET", f"/api/v1/namespaces/{namespace}")
+        if status == 404:
+            return False
+        if status >= 300:
+            raise ProviderError(
+                f"reading namespace {namespace}: {status}: {_message(data)}",
+                http_status=status,
+                provider=PROVIDER,
+            )
+        return True
+
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         path = KINDS[obj["kind"]].path(meta["namespace"])

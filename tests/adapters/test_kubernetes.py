@@ -57,6 +57,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, moto_s3: str) -> Iterator[
     }
     fake = FakeCluster(tmp_path_factory.mktemp("k8s"), env)
     fake.start()
+    fake.namespaces.add(NAMESPACE)
     yield fake
     fake.stop()
 
@@ -324,6 +325,17 @@ def test_preflight_checks_the_kubeconfig_context(moto_s3: str, export_v1: Export
     assert found.get("kubernetes.namespace") == "warning"  # context says ml, target serving
     missing = KubernetesAdapter(settings(moto_s3, kubeconfig=kubeconfig, context="staging"))
     assert _findings(missing, export_v1)["kubernetes.context"] == "error"
+
+
+def test_missing_namespace_is_refused_before_upload(
+    cluster: FakeCluster, moto_s3: str, export_v1: ExportInfo, fresh_bucket
+):
+    adapter = make_adapter(cluster, moto_s3, namespace="nowhere")
+    spec = DeploySpec(model="lost", export=export_v1.path, version="1", target="kubernetes")
+    with pytest.raises(ConfigError, match="namespace 'nowhere' does not exist") as raised:
+        adapter.deploy(spec, export_v1, timeout=30)
+    assert "kubectl create namespace nowhere" in raised.value.hint
+    assert not [k for k in s3_keys(moto_s3) if k.startswith("serving/lost/")]
 
 
 def test_redeploy_other_content_is_refused_before_upload(

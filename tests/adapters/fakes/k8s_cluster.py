@@ -23,6 +23,8 @@ on a background thread:
   (paths under ``/etc/cloudserve`` and ``/var/cache/cloudserve`` mapped to temporary
   directories the fake kubelet keeps in sync with the mounted ConfigMap); a pod is Ready when
   that process answers the container's readinessProbe path.
+* **Namespaces**: kmock cannot route the cluster-scoped ``/api/v1/namespaces/<name>``, so the
+  stand-in answers it from :attr:`FakeCluster.namespaces`.
 * **Proxies and logs**: ``pods/<pod>:<port>/proxy/...`` and ``services/<svc>:<port>/proxy/...``
   are forwarded to the runtime process of the pod's Deployment; ``pods/<pod>/log`` returns
   that process's log.
@@ -63,6 +65,7 @@ CONFIGMAPS = kmock.resource("", "v1", "configmaps")
 _PROXY = re.compile(
     r"^/api/v1/namespaces/([^/]+)/(pods|services)/([^/:]+)(?::([^/]+))?/proxy/(.*)$"
 )
+_NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")
 _LOG = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$")
 
 
@@ -401,6 +404,8 @@ class FakeCluster:
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="fake-k8s", daemon=True)
         self.errors: list[str] = []
+        #: namespaces that exist (kmock cannot route cluster-scoped /api/v1/namespaces paths)
+        self.namespaces: set[str] = {"default"}
 
     def start(self) -> None:
         self._thread.start()
@@ -422,6 +427,7 @@ class FakeCluster:
             << self._proxy
         )
         self.api["get", _LOG] << self._log
+        self.api["get", _NAMESPACE] << self._namespace
         async with self.api, kmock.Server(self.api) as server:
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -469,6 +475,24 @@ class FakeCluster:
             payload=answer.content,
             headers={"Content-Type": "application/json"},
         )
+
+    async def _namespace(self, request: Any) -> kmock.Response:
+        name = _NAMESPACE.match(request.url.path).group(1)
+        if name not in self.namespaces:
+            body = {
+                "kind": "Status",
+                "code": 404,
+                "reason": "NotFound",
+                "message": f'namespaces "{name}" not found',
+            }
+            return kmock.Response(status=404, payload=json.dumps(body).encode())
+        body = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name},
+            "status": {"phase": "Active"},
+        }
+        return kmock.Response(status=200, payload=json.dumps(body).encode())
 
     async def _log(self, request: Any) -> kmock.Response:
         ns, pod = _LOG.match(request.url.path).groups()
