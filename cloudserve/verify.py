@@ -201,7 +201,8 @@ def predict_body(inputs: dict[str, Any], signature: str = "") -> dict[str, Any]:
     target's predict path takes it (Vertex AI takes nothing else); else the columnar
     ``inputs`` format.
     """
-    body: dict[str, Any] = {"signature_name": signature} if signature else {}
+    named = signature and signature != SERVING_DEFAULT  # some targets take no signature_name
+    body: dict[str, Any] = {"signature_name": signature} if named else {}
     values = list(inputs.values())
     sizes = {len(v) if isinstance(v, list) else None for v in values}
     if len(sizes) != 1 or None in sizes:

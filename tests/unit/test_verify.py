@@ -90,7 +90,7 @@ def test_warmup_records_give_the_first_predict_request(hp_export: Path):
     )
     found = warmup_request(inspect(hp_export))
     assert found == SmokeRequest(
-        {"signature_name": "serving_default", "instances": [[1.0], [3.0]]},
+        {"instances": [[1.0], [3.0]]},  # serving_default is not named: Vertex takes no name
         f"warm-up record {hp_export / WARMUP_FILE}",
     )
     assert len(list(read_tfrecords(hp_export / WARMUP_FILE))) == 2
