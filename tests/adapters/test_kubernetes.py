@@ -11,6 +11,7 @@ the stand-in forwards to that process.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -496,3 +497,50 @@ def test_apply_patches_only_what_differs_and_leaves_replicas_to_the_autoscaler(m
     live = planned_patch(None, with_sa)
     patch = planned_patch(live, desired)
     assert patch["spec"]["template"]["spec"]["serviceAccountName"] is None
+
+
+def test_cli_dry_run_writes_manifests_through_a_kubeconfig(
+    cluster: FakeCluster, moto_s3: str, export_v1: ExportInfo, tmp_path: Path, fresh_bucket
+):
+    """``cloudserve deploy --dry-run`` with ``manifests_dir`` (the GitOps path), reaching the
+    cluster through a kubeconfig context as a user would; nothing is applied or uploaded."""
+    from typer.testing import CliRunner
+
+    from cloudserve.cli.main import app
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
+                "users": [{"name": "me", "user": {"token": "not-checked"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "me"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    out = tmp_path / "gitops"
+    sets = {
+        "kubeconfig": kubeconfig,
+        "context": "fake",
+        "namespace": NAMESPACE,
+        "model_store": f"s3://{BUCKET}/serving",
+        "s3_endpoint_url": moto_s3,
+        "image": IMAGE,
+        "manifests_dir": out,
+    }
+    args = ["--output", "json", "deploy", "--target", "kubernetes", "--model", "cli-model"]
+    args += ["--export", str(export_v1.path), "--version", "1", "--dry-run"]
+    for key, value in sets.items():
+        args += ["--set", f"targets.kubernetes.{key}={value}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["dry_run"] and data["record"] is None
+    verbs = {(a["resource"], a["verb"]) for a in data["plan"]["actions"]}
+    assert ("Deployment", "create") in verbs and ("model-store", "upload") in verbs
+    assert len(list(out.glob("*.yaml"))) == 5
+    name = manifests.resource_name("cli-model")
+    assert make_adapter(cluster, moto_s3).kube.get("ConfigMap", NAMESPACE, name) is None
