@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -153,3 +154,17 @@ def test_keras3_export_warns_for_managed_tf_serving_targets(workdir: Path, targe
 def test_keras3_export_gets_no_warning_on_local(workdir: Path):
     data = one_json(cli(workdir, "-o", "json", "check", "--export", "exports/keras/2"))
     assert "export.tf1_loading" not in {f["id"] for f in data["findings"]}
+
+
+def test_version_that_fails_to_load_shows_the_runtime_log(workdir: Path):
+    corrupt = workdir / "exports" / "corrupt" / "4"
+    shutil.copytree(workdir / "exports" / "hp" / "1", corrupt)
+    (corrupt / "variables" / "variables.data-00000-of-00001").write_bytes(b"\0" * 8)
+    result = cli(workdir, "-o", "json", "deploy", "--export", "exports/corrupt/4")
+    error = one_json(result, code=4)["error"]
+    assert "version 4 of 'reg' failed to load" in error["message"]
+    assert any(
+        "Loading reg version 4 failed" in line and line.startswith("local log: ")
+        for line in error["details"]
+    )
+    assert one_json(cli(workdir, "-o", "json", "status"))["default"] == "2"
