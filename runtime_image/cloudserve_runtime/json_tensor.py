@@ -9,7 +9,7 @@ Bodies are first parsed with orjson (:func:`decode_predict_request`); when orjso
 (syntax error, ``NaN``, trailing bytes, invalid UTF-8, huge integers, …) the exact parser runs
 and words the error. A body that is just ``{"instances": <numbers>}`` or ``{"inputs":
 <numbers>}`` (only digits, signs, dots, exponents, brackets and commas in its value) goes straight
-to one float64 array; a large one is parsed in slices of whole rows, so that no single C call holds
+to one float32 array; a large one is parsed in slices of whole rows, so that no single C call holds
 the GIL for long (large bodies are decoded on a worker thread while the event loop keeps
 serving). If that array does not fit the signature (several inputs, a non-float dtype, ragged
 or empty lists), the request is re-parsed exactly and takes the normal path.
@@ -64,8 +64,8 @@ class PredictRequest:
     data: Any = None
     error: RestError | None = None
     numbers: np.ndarray | None = None
-    """The whole value as one float64 array (set only by :func:`decode_predict_request` for a
-    numbers-only body; ``data`` is then None)."""
+    """The whole value as one float32 array (set only by :func:`decode_predict_request` for a
+    numbers-only body; ``data`` then holds the parsed value, or None for a sliced body)."""
     body: bytes | None = None
     """The raw body when ``numbers`` is set, for the exact path's re-parse."""
 
@@ -133,7 +133,7 @@ _WS = b" \t\n\r"
 def decode_predict_request(body: bytes) -> PredictRequest:
     """Parses a predict body like :func:`parse_predict_request`, faster.
 
-    orjson parses it; a numbers-only ``instances``/``inputs`` value becomes one float64 array
+    orjson parses it; a numbers-only ``instances``/``inputs`` value becomes one float32 array
     (``PredictRequest.numbers``), parsed in slices of whole rows when the body is larger than
     :data:`SLICE_BYTES`. Whatever orjson rejects goes to the exact parser, so errors are TF
     Serving's. Pure; may take long for large bodies (call it off the event loop).
@@ -155,13 +155,38 @@ def decode_predict_request(body: bytes) -> PredictRequest:
     if key is not None and len(doc) == 1 and key in doc:
         value = doc[key]
         if type(value) is list and value:
-            try:
-                numbers = np.array(value, dtype=np.float64)
-            except (ValueError, TypeError, OverflowError):  # ragged: the exact path words it
-                pass
-            else:
-                return PredictRequest(row_format=key == "instances", numbers=numbers, body=body)
+            numbers = _dense_numbers(value, np.float32)
+            if numbers is not None:
+                return PredictRequest(
+                    row_format=key == "instances", data=value, numbers=numbers, body=body
+                )
     return _request_of(doc)
+
+
+def _dense_numbers(value: list, dtype: type) -> np.ndarray | None:
+    """A ``dtype`` array of a nested list of numbers, or None if it is not dense (ragged, a list
+    where a number belongs or the reverse, an integer out of float range).
+
+    Each level's lengths are checked with one C-level pass; the leaves go into the array with
+    ``np.fromiter`` without being copied into a list (5x faster than ``np.array`` on the list).
+    Each value is rounded once from its double, as ``np.array(leaves, dtype)`` does (float32
+    overflow gives inf). No numpy call here releases the GIL: taking it back from the batch
+    thread would cost the event loop up to a switch interval.
+    """
+    dims = _first_shape(value)
+    nodes = value
+    try:
+        for level, size in enumerate(dims[1:], start=2):
+            if set(map(len, nodes)) != {size}:
+                return None
+            if level < len(dims):
+                nodes = list(chain.from_iterable(nodes))
+        leaves = chain.from_iterable(nodes) if len(dims) > 1 else nodes
+        with np.errstate(over="ignore"):
+            array = np.fromiter(leaves, dtype=dtype, count=math.prod(dims))
+        return array.reshape(dims)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _sliced_numbers(body: bytes) -> np.ndarray | None:
@@ -198,12 +223,10 @@ def _sliced_numbers(body: bytes) -> np.ndarray | None:
                 break
             probe = found + 1
         try:
-            rows = orjson.loads(b"[" + inner[start:cut] + b"]")
-            part = np.array(rows, dtype=np.float64)
-        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
+            part = _dense_numbers(orjson.loads(b"[" + inner[start:cut] + b"]"), np.float32)
+        except orjson.JSONDecodeError:
             return None
-        del rows
-        if not part.size or (parts and part.shape[1:] != parts[0].shape[1:]):
+        if part is None or not part.size or (parts and part.shape[1:] != parts[0].shape[1:]):
             return None
         parts.append(part)
         start = cut + 1
@@ -221,10 +244,10 @@ def _numbers_to_tensors(req: PredictRequest, inputs: dict[str, str]) -> dict | N
     if numbers.ndim > _MAX_RANK + req.row_format:
         return None
     if dtype == "DT_FLOAT":
-        with np.errstate(over="ignore"):
-            return {name: numbers.astype(np.float32)}
-    if dtype == "DT_DOUBLE":
         return {name: numbers}
+    if dtype == "DT_DOUBLE" and req.data is not None:
+        doubles = _dense_numbers(req.data, np.float64)
+        return None if doubles is None else {name: doubles}
     return None
 
 
