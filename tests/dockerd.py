@@ -243,14 +243,15 @@ def installed_tf_version() -> str | None:
 def build_runtime_image(
     engine: DockerEngine,
     *,
+    variant: str = "cpu",
     gcs: bool = False,
     tags: tuple[str, ...] | list[str] = ("cloudserve-runtime:test-cpu",),
     progress: Any = None,
 ) -> BuiltImage:
-    """Builds the CPU runtime image on the offline base (layers cached in the data root)."""
+    """Builds the runtime image on the offline base (layers cached in the data root)."""
     return build(
         engine.client(),
-        variant="cpu",
+        variant=variant,
         tf_version=installed_tf_version(),
         tags=tags,
         base_image=ensure_base_image(engine),
@@ -334,17 +335,20 @@ def _build_log() -> Any:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m tests.dockerd build``: warm the cache; prints the image id, size and time."""
-    if argv != ["build"]:
-        print("usage: python -m tests.dockerd build", file=sys.stderr)
+    """``python -m tests.dockerd build [cpu|gpu]``: warm the cache (the CPU image the tests use,
+    or the GPU variant); prints the image id, size and time."""
+    if argv[:1] != ["build"] or argv[1:] not in ([], ["cpu"], ["gpu"]):
+        print("usage: python -m tests.dockerd build [cpu|gpu]", file=sys.stderr)
         return 2
+    variant = argv[1] if len(argv) > 1 else "cpu"
+    tags = ("cloudserve-runtime:test-cpu",) if variant == "cpu" else ()
     reason = missing_parts()
     if reason:
         print(reason, file=sys.stderr)
         return 1
     engine = start_engine()
     try:
-        image = build_runtime_image(engine, progress=print)
+        image = build_runtime_image(engine, variant=variant, tags=tags, progress=print)
     finally:
         engine.stop()
     print(f"{image.id} {image.size / 1e9:.2f} GB tf {image.tf_version} in {image.seconds} s")
