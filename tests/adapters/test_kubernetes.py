@@ -137,6 +137,16 @@ def test_every_manifest_validates_strictly(moto_s3: str):
     assert container["resources"]["requests"]["memory"] == "600Mi"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    batching = settings(moto_s3, batching={"max_batch_size": 8, "batch_timeout_micros": 500})
+    state = manifests.ModelState({"1": {}}, "1")
+    data = manifests.config_map(batching, "half", state)["data"]
+    assert (
+        data["batching.config"]
+        == "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 500 }\n"
+    )
+    args = manifests.runtime_args(batching)
+    assert "--enable_batching=true" in args
+    assert "--batching_parameters_file=/etc/cloudserve/batching.config" in args
 
 
 def test_misspelt_field_is_rejected_by_the_stand_in(cluster: FakeCluster, moto_s3: str):
@@ -380,6 +390,7 @@ def test_runtime_mirrors_s3_versions_only_once_complete(
     assert not (local / "3").exists()
 
 
+@pytest.mark.timeout(1800)  # a cold build of the -gcs image takes ~10 min
 def test_pod_template_serves_a_prediction_in_a_real_container(
     docker_engine,
     gcs_emulator_url: str,  # noqa: F811  (the fixture imported above)
