@@ -142,9 +142,13 @@ def check_memory(config: KubernetesConfig, export: ExportInfo) -> list[Finding]:
 
 def check_image(config: KubernetesConfig, export: ExportInfo) -> list[Finding]:
     tf = ".".join(map(str, export.tf_minor)) if export.tf_minor else None
+    # kubernetes has no registry of its own: the push names the one the cluster pulls from
+    push = runtime_images.push_command(NAME, variant=config.variant, tf_version=tf).replace(
+        f"--target {NAME}", f"--registry {config.registry or 'HOST[:PORT]/PATH'}"
+    )
     fix = (
-        f"run `{runtime_images.push_command(NAME, variant=config.variant, tf_version=tf)}` and set "
-        "targets.kubernetes.registry, or set targets.kubernetes.image to repo@sha256:<digest>"
+        f"run `{push}` and set targets.kubernetes.registry, or set targets.kubernetes.image "
+        "to repo@sha256:<digest>"
     )
     if config.image:
         if "@sha256:" in config.image:

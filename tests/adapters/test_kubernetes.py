@@ -299,6 +299,9 @@ def test_preflight_rules(cluster: FakeCluster, moto_s3: str, export_v1: ExportIn
     assert _findings(unpinned, export_v1)["kubernetes.image_pinned"] == "error"
     no_image = make_adapter(cluster, moto_s3, image=None, registry="registry.example")
     assert _findings(no_image, export_v1)["kubernetes.image"] == "error"
+    spec = DeploySpec(model="m", export=export_v1.path, version="1", target="kubernetes")
+    fix = next(f.fix for f in no_image.preflight(spec, export_v1) if f.id == "kubernetes.image")
+    assert "cloudserve image push --registry registry.example --variant cpu" in fix
     small = make_adapter(cluster, moto_s3, memory_mb=64)
     assert _findings(small, export_v1)["kubernetes.memory"] == "error"
     drain_all = make_adapter(cluster, moto_s3, min_replicas=1, max_unavailable=1)
