@@ -172,7 +172,8 @@ def test_delete_asks_on_a_terminal(cli, project, fake_target, monkeypatch):
     cli.json("deploy")
     monkeypatch.setattr("cloudserve.cli.delete_cmd.stdin_is_interactive", lambda: True)
     declined = cli("delete", input="n\n")
-    assert declined.exit_code == 1 and "hp" in fake_target.MODELS
+    assert declined.exit_code == 0 and "hp" in fake_target.MODELS
+    assert "nothing deleted: you answered no" in declined.stdout
     assert "Delete model 'hp'" in declined.stderr
     accepted = cli("delete", input="y\n")
     assert accepted.exit_code == 0 and fake_target.MODELS == {}
