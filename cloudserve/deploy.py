@@ -157,6 +157,62 @@ def deploy(
     return Outcome(findings=planned.findings, plan=planned.plan, record=record)
 
 
+def smoke_for_version(
+    settings: Settings, adapter: Adapter, version: str
+) -> verify.SmokeRequest | str:
+    """The smoke request for an already deployed ``version``: the configured sample, else the
+    configured export's (when it is that version); else why there is none.
+
+    Raises:
+        ConfigError: a bad sample or warm-up file.
+    """
+    if settings.project.sample is not None:
+        return verify.load_sample(settings.project.sample)
+    if settings.project.export is None:
+        return "no --sample given and no export configured"
+    try:
+        export = inspect(settings.project.export)
+        same = settings.resolve_version(export) == version
+    except CloudserveError:
+        return f"no --sample given and {settings.project.export} is not a readable export"
+    if not same:
+        return f"no --sample given and the configured export is not version {version}"
+    return verify.smoke_request(export, required_signature=adapter.required_signature)
+
+
+def set_default(
+    adapter: Adapter,
+    model: str,
+    version: str,
+    *,
+    request: verify.SmokeRequest | str,
+    timeout: float,
+) -> VersionRecord:
+    """Make ``version`` the default once it answers ``request`` (``versions set-default``).
+
+    Verified like a deploy (see :func:`deploy`): asked by version number first, or routed,
+    asked and rolled back on targets that cannot reach a version without traffic. With no
+    request (``request`` is the reason) or when it already is the default, it is switched
+    as asked and the record says it was not verified. Blocks until the default serves.
+
+    Raises:
+        NotFound: no such model or version.
+        ProviderError: the version failed its smoke request; the previous default serves.
+    """
+    previous = current_default(adapter, model)
+    if previous in (None, version) or isinstance(request, str):
+        record = adapter.set_default(model, version, timeout=timeout)
+        return _note(record, f"not verified: {request}") if isinstance(request, str) else record
+    record = next((r for r in adapter.list_versions(model) if r.version == version), None)
+    if record is None:
+        raise NotFound(f"model '{model}' has no version {version}", provider=adapter.name)
+    spec = DeploySpec(
+        model=model, export=Path(), version=version, target=adapter.name, set_default=True
+    )
+    unchanged = replace(record, changed=False)
+    return _verify_and_route(adapter, spec, unchanged, request, previous, True, timeout)
+
+
 def _verify_and_route(
     adapter: Adapter,
     spec: DeploySpec,

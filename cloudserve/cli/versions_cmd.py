@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -53,15 +54,32 @@ def set_default(
     target: TargetOption = None,
     sets: SetOption = None,
     timeout: TimeoutOption = None,
+    sample: Annotated[
+        Path | None,
+        typer.Option(
+            "--sample",
+            help="JSON predict body VERSION must answer before it takes traffic (default: "
+            "sample: in cloudserve.yaml, else the configured export's, when it is VERSION).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Route all requests that name no version to VERSION; waits until it serves."""
+    """Route all requests that name no version to VERSION; waits until it serves.
+
+    VERSION first answers a smoke request (as in deploy); if it fails, the previous default
+    keeps serving and the exit code is 4. Without a request to send, the record says so.
+    """
+    from cloudserve import deploy as workflow
     from cloudserve.cli import render
 
     cli = state(ctx)
-    settings = cli.settings(model=model, target=target, sets=sets, timeout=timeout)
+    settings = cli.settings(model=model, target=target, sets=sets, timeout=timeout, sample=sample)
     name = settings.require_model()
     with cli.adapter(settings) as adapter:
-        record = adapter.set_default(name, version, timeout=settings.project.timeout)
+        request = workflow.smoke_for_version(settings, adapter, version)
+        record = workflow.set_default(
+            adapter, name, version, request=request, timeout=settings.project.timeout
+        )
     cli.output.result(
         {"target": adapter.name, "model": name, "record": record.to_dict()},
         lambda out: render.record(out, record, verb="default is now"),

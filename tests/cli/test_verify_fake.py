@@ -127,3 +127,27 @@ def test_no_wait_says_not_verified(deploy, fake_target):
     record = deploy("1", "--no-wait")["record"]
     assert "not verified: deployed with --no-wait" in record["message"]
     assert fake_target.PREDICTS == []
+
+
+def test_set_default_verifies_the_version_first(cli, deploy, fake_target, isolated: Path):
+    deploy("1")
+    deploy("2")
+    fake_target.BROKEN.add("2")
+    sample = isolated / "sample.json"
+    sample.write_text('{"instances": [[1.0]]}')
+    base = ("versions", "set-default", "2", "-t", "fake", "-m", "reg")
+    error = cli.json(*base, "--sample", sample, code=4)["error"]
+    assert "takes no traffic; version 1 keeps serving" in error["message"]
+    assert default_of(fake_target) == "1"
+    fake_target.BROKEN.clear()
+    record = cli.json(*base, "--sample", sample)["record"]
+    assert record["is_default"] and record["message"].startswith("verified")
+    assert fake_target.PREDICTS[-1] == ("2", "2")
+
+
+def test_set_default_without_a_request_says_not_verified(cli, deploy, fake_target):
+    deploy("1")
+    deploy("2")
+    record = cli.json("versions", "set-default", "2", "-t", "fake", "-m", "reg")["record"]
+    assert record["is_default"]
+    assert record["message"] == "not verified: no --sample given and no export configured"
