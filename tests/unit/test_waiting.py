@@ -47,7 +47,11 @@ def test_polls_until_settled_backing_off_and_reporting_each_change():
     )
     assert result == "InService"
     assert clock.sleeps == [1, 2, 3]
-    assert progress.lines == ["endpoint m: Creating", "endpoint m: Updating", "endpoint m: InService"]
+    assert progress.lines == [
+        "endpoint m: Creating",
+        "endpoint m: Updating",
+        "endpoint m: InService",
+    ]
 
 
 def test_deadline_raises_timeout_naming_the_state_and_never_sleeps_past_it():
