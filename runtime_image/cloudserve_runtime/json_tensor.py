@@ -126,8 +126,8 @@ _NUMBER_BYTES = b"0123456789-+.eE \t\n\r[],"
 # What deleting _NUMBER_BYTES leaves of a numbers-only body, by key.
 _NUMBERS_ONLY = {b'{"instancs":}': "instances", b'{"inputs":}': "inputs"}
 _HEAD = re.compile(rb'[ \t\n\r]*\{[ \t\n\r]*"(?:instances|inputs)"[ \t\n\r]*:[ \t\n\r]*\[')
-_TAIL = re.compile(rb"\][ \t\n\r]*\}[ \t\n\r]*\Z")
 _WS = b" \t\n\r"
+_WS_OR_OPEN = b" \t\n\r["
 
 
 def decode_predict_request(body: bytes) -> PredictRequest:
@@ -141,7 +141,7 @@ def decode_predict_request(body: bytes) -> PredictRequest:
     Raises:
         RestError: as :func:`parse_predict_request`.
     """
-    key = _NUMBERS_ONLY.get(body.translate(None, _NUMBER_BYTES))
+    key = _NUMBERS_ONLY.get(_residue(body))
     if key is not None and len(body) > SLICE_BYTES:
         numbers = _sliced_numbers(body)
         if numbers is not None:
@@ -196,15 +196,16 @@ def _sliced_numbers(body: bytes) -> np.ndarray | None:
     between two rows. Each slice is parsed on its own (``[`` + rows + ``]``) and the rows' shapes
     must agree, so a body that is not one dense array gives None.
     """
-    head, tail = _HEAD.match(body), _TAIL.search(body)
-    if head is None or tail is None:
+    head, tail = _HEAD.match(body), _skip_back(body, len(body) - 1, 0x7D)  # "}"
+    tail = _skip_back(body, tail - 1, 0x5D) if tail > 0 else -1  # "]"
+    if head is None or tail < head.end():
         return None
-    inner = body[head.end() : tail.start()]
+    inner = body[head.end() : tail]
     rank = 0
-    stripped = inner.lstrip(_WS)
-    while stripped.startswith(b"["):
-        rank += 1
-        stripped = stripped[1:].lstrip(_WS)
+    at = 0
+    while at < len(inner) and inner[at] in _WS_OR_OPEN:  # the first row's leading brackets
+        rank += inner[at] == 0x5B
+        at += 1
     end = b"]" * rank
     parts: list[np.ndarray] = []
     start = 0
@@ -233,6 +234,23 @@ def _sliced_numbers(body: bytes) -> np.ndarray | None:
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _residue(body: bytes) -> bytes:
+    """``body`` without the bytes of numbers and arrays, in slices (no long C call)."""
+    if len(body) <= SLICE_BYTES:
+        return body.translate(None, _NUMBER_BYTES)
+    return b"".join(
+        body[start : start + SLICE_BYTES].translate(None, _NUMBER_BYTES)
+        for start in range(0, len(body), SLICE_BYTES)
+    )
+
+
+def _skip_back(body: bytes, index: int, expected: int) -> int:
+    """The index of byte ``expected`` found at ``index`` or before it past whitespace, or -1."""
+    while index >= 0 and body[index] in _WS:
+        index -= 1
+    return index if index >= 0 and body[index] == expected else -1
 
 
 def _numbers_to_tensors(req: PredictRequest, inputs: dict[str, str]) -> dict | None:
