@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from bench.run_bench import (  # noqa: E402
     Server,
     export_model,
     free_port,
+    load_result,
     run_wrk,
     running_server,
     runtime_command,
@@ -130,7 +132,8 @@ def throughput(
     )
     with running_server(outside, work / "outside.log"):
         run_wrk(outside.url, bodies.tfserving, 64, min(5.0, seconds))
-        results["outside"] = run_wrk(outside.url, bodies.tfserving, 64, seconds)
+        summary = run_wrk(outside.url, bodies.tfserving, 64, seconds)
+        results["outside"] = asdict(load_result("outside", "mlp", 64, summary))
     port, grpc = free_port(), free_port()
     container = engine.client().containers.run(
         image,
@@ -162,7 +165,8 @@ def throughput(
                     raise RuntimeError(container.logs().decode()[-2000:]) from None
                 time.sleep(0.25)
         run_wrk(url, bodies.tfserving, 64, min(5.0, seconds))
-        results["inside"] = run_wrk(url, bodies.tfserving, 64, seconds)
+        summary = run_wrk(url, bodies.tfserving, 64, seconds)
+        results["inside"] = asdict(load_result("inside", "mlp", 64, summary))
     finally:
         container.remove(force=True)
     return results
@@ -178,11 +182,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seconds = 4.0 if args.quick else 15.0
     report: dict[str, object] = {"when": datetime.now(UTC).isoformat(timespec="seconds")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"image-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+
+    def save() -> None:  # after every phase, so an interrupted run keeps what it measured
+        out.write_text(json.dumps(report, indent=2))
+
     with tempfile.TemporaryDirectory(prefix="image-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         work.chmod(0o755)
         if not args.quick:
             report["cold_build"] = cold_build(work)
+            save()
         engine = start_engine()
         try:
             image = build_runtime_image(engine)
@@ -193,15 +204,14 @@ def main(argv: list[str] | None = None) -> int:
             for path in [work, *work.rglob("*")]:
                 path.chmod(0o755 if path.is_dir() else 0o644)
             report["start_to_ready_s"] = start_to_ready(engine, image.id, model_dir, 3)
+            save()
             report["throughput"] = throughput(engine, image.id, model_dir, work, seconds)
         finally:
             engine.stop()
     rps = report["throughput"]  # type: ignore[index]
     inside, outside = rps["inside"]["requests_per_s"], rps["outside"]["requests_per_s"]
     report["inside_vs_outside"] = round(inside / outside, 3)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"image-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    save()
     cold = report.get("cold_build", {})
     print("| measure | value |\n|---|---|")
     print(f"| image size | {report['image']['size_bytes'] / 1e9:.2f} GB |")  # type: ignore[index]
