@@ -65,3 +65,27 @@ def test_find_matches_a_registry_pattern(tmp_path, monkeypatch) -> None:
     assert runtime_images.find("111122223333.dkr.ecr.eu-west-1.amazonaws.com") == pushed
     assert runtime_images.find("11112222333.dkr.ecr.eu-west-1.amazonaws.com") is None
     assert pushed.reference == f"{ecr}@sha256:{'1' * 64}"
+
+
+def test_ecr_registry_token_and_repository(monkeypatch) -> None:
+    """``image push --target aws``: an ECR token from boto3 and the repository created (once),
+    against moto's ECR (the push itself is tested against a real registry in test_cli.py)."""
+    import boto3
+
+    from cloudserve.cli.image_cmd import _ecr
+    from tests.adapters.aws_harness import Harness
+
+    harness = Harness()
+    harness.start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", harness.url)
+        first = _ecr("us-east-1")
+        again = _ecr("us-east-1")  # the repository exists now: no error
+        assert first.prefix == again.prefix
+        assert first.prefix.endswith(".dkr.ecr.us-east-1.amazonaws.com")
+        assert first.auth["username"] == "AWS" and first.auth["password"]
+        ecr = boto3.client("ecr", region_name="us-east-1", endpoint_url=harness.url)
+        names = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+        assert names == [runtime_images.REPOSITORY_NAME]
+    finally:
+        harness.stop()
