@@ -2,7 +2,7 @@
 
 One command, everything on loopback::
 
-    python bench/run_bench.py                   # full run (about 8 minutes on 2 cores)
+    python bench/run_bench.py                   # full run (about 10 minutes on 2 cores)
     python bench/run_bench.py --quick           # smoke run, 2-second phases
     python bench/run_bench.py --baseline HEAD~3 # also run the runtime of that git revision
     python bench/run_bench.py --sweep           # compare batching parameters on the MLP
