@@ -102,7 +102,8 @@ def deploy(
 
     When the model already has a default, the new version is deployed *without* traffic,
     must answer a smoke request (:mod:`cloudserve.verify`) sent through the target's predict
-    path with ``version=V``, and only then becomes the default (when ``spec.set_default``).
+    path with ``version=V``, and only then becomes the default (when ``spec.set_default``)
+    or gets its share of a ``traffic`` split (applied by deploying the spec again).
     A target that cannot reach a non-default version (``NotSupported``) gets the version as
     default first, verified right after, and rolled back to the previous default if it fails
     (the record says so). A model's first version is its default at once (nothing else
@@ -135,7 +136,7 @@ def deploy(
     )
     try:
         record = adapter.deploy(
-            replace(spec, set_default=False) if hold_back else spec,
+            replace(spec, set_default=False, traffic=None) if hold_back else spec,
             export,
             wait=wait,
             timeout=timeout,
@@ -154,6 +155,11 @@ def deploy(
             )
     else:
         record = _verify_and_route(adapter, spec, record, request, previous, hold_back, timeout)
+    if hold_back and spec.traffic:  # the canary split, once the version has answered
+        split = adapter.deploy(spec, export, wait=True, timeout=timeout)
+        record = replace(
+            split, changed=split.changed or record.changed, message=record.message or split.message
+        )
     return Outcome(findings=planned.findings, plan=planned.plan, record=record)
 
 

@@ -82,3 +82,24 @@ def test_the_error_carries_the_versions_log_lines(adapter, fake, export_v1, brok
     with pytest.raises(ProviderError) as caught:
         run_deploy(adapter, broken_export, "3")
     assert caught.value.details == [f"gcp log: InvalidArgumentError: {BROKEN_MESSAGE}"]
+
+
+def test_canary_split_only_after_the_version_answered(adapter, fake, export_v1, export_v2):
+    run_deploy(adapter, export_v1, "1")
+    canary = run_deploy(adapter, export_v2, "2", traffic={"1": 90, "2": 10}).record
+    assert canary.traffic == 10 and canary.message.startswith("verified")
+    calls = [(method, body) for method, body in fake.calls if method != "get"]
+    deploys = [body for method, body in calls if method == "deployModel"]
+    assert "trafficSplit" not in deploys[1]  # version 2 went onto the endpoint with no share
+    smoke = max(i for i, (method, _) in enumerate(calls) if method == "predict")
+    split = next(i for i, (m, body) in enumerate(calls) if m == "patch" and "trafficSplit" in body)
+    assert smoke < split  # asked (on its preview endpoint) before the split gave it 10%
+    assert {v.version: v.traffic for v in adapter.list_versions(MODEL)} == {"2": 10, "1": 90}
+
+
+def test_failing_canary_gets_no_share(adapter, fake, export_v1, broken_export):
+    first = run_deploy(adapter, export_v1, "1").record
+    with pytest.raises(ProviderError):
+        run_deploy(adapter, broken_export, "3", traffic={"1": 90, "3": 10})
+    endpoint = fake.endpoints[MODEL]
+    assert endpoint["trafficSplit"] == {first.resources["deployed_model_id"]: 100}
