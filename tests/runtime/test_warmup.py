@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from cloudserve_runtime.errors import ServingError
 from tests.conftest import ROOT
 from tests.runtime.conftest import HALF_PLUS_TWO, run_server, serving
 
@@ -51,3 +53,41 @@ def test_a_failing_record_keeps_the_version_from_loading(log_dir: Path):
         "Inputs expected to be in the set {x}." in log
     )
     assert "Successfully loaded servable version" not in log
+
+
+def test_classify_and_regress_records_are_replayed_too(tmp_path: Path):
+    """In process: the servable replays every predict, classify and regress record."""
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from cloudserve_runtime.servable import WARMUP_FILE, SavedModelServable
+
+    export = shutil.copytree(HALF_PLUS_TWO / "00000123", tmp_path / "1")
+    example = tf.train.Example()
+    example.features.feature["x"].float_list.value.append(3.0)
+    records = []
+    for kind, signature in (("classify_log", "classify_x_to_y"), ("regress_log", "regress_x_to_y")):
+        log = prediction_log_pb2.PredictionLog()
+        request = getattr(log, kind).request
+        request.model_spec.signature_name = signature
+        request.input.example_list.examples.append(example)
+        records.append(log)
+    predict = prediction_log_pb2.PredictionLog()
+    predict.predict_log.request.inputs["x"].CopyFrom(tf.make_tensor_proto([[1.0]], tf.float32))
+    records.append(predict)
+    (export / "assets.extra").mkdir()
+    with tf.io.TFRecordWriter(str(export / WARMUP_FILE)) as writer:
+        for log in records:
+            writer.write(log.SerializeToString())
+    servable = SavedModelServable(str(export))
+    try:
+        assert servable.warm_up() == 3
+        bad = prediction_log_pb2.PredictionLog()
+        bad.regress_log.request.model_spec.signature_name = "serving_default"
+        bad.regress_log.request.input.example_list.examples.append(example)
+        with tf.io.TFRecordWriter(str(export / WARMUP_FILE)) as writer:
+            writer.write(bad.SerializeToString())
+        with pytest.raises(ServingError, match="No regression inputs found in SignatureDef"):
+            servable.warm_up()
+    finally:
+        servable.close()
