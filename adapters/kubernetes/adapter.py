@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -201,8 +202,9 @@ class KubernetesAdapter(Adapter):
         -> move the ``default`` label when asked (or for the first version).
 
         Idempotent: the same export as the same version changes nothing (``changed=False``);
-        other content under an existing version raises ConfigError before any upload.
-        Raises DeployTimeout after ``timeout`` seconds.
+        other content under an existing version raises ConfigError before any upload. With
+        ``wait`` false only a changed Deployment and a default move are waited for (the record
+        then says CREATING). Raises DeployTimeout after ``timeout`` seconds.
         """
         self.ensure_deployable(spec, export)
         if spec.traffic:
@@ -227,20 +229,22 @@ class KubernetesAdapter(Adapter):
             _, did = apply(self.kube, obj, create_only=self._create_only(obj))
             rolled |= did and obj["kind"] == "Deployment"
             changed |= did
-        if wait or rolled or state is None:
+        moving = state is not None and wanted.default != state.default
+        if wait or rolled:  # a changed Deployment is always watched until it completes
             self.wait_rollout(model, clock.remaining())
         if state is not None and version not in state.versions:
             listed = dataclasses.replace(wanted, default=state.default, history=state.history)
             self._write_state(model, listed)
             changed = True
-            try:
-                self._wait_serving(model, version, clock)
-            except ProviderError:
-                self._write_state(model, state)  # take the broken version out again
-                raise
-        elif wait or state is None:
+            if wait or moving:
+                try:
+                    self._wait_serving(model, version, clock)
+                except ProviderError:
+                    self._write_state(model, state)  # take the broken version out again
+                    raise
+        elif wait or moving:
             self._wait_serving(model, version, clock)
-        if state is not None and wanted.default != state.default:
+        if moving:
             self._move_default(model, version, clock, remember=True)
             changed = True
         return self._record(model, version, changed=changed)
@@ -621,12 +625,11 @@ class KubernetesAdapter(Adapter):
 
 
 class _Deadline:
-    def __init__(self, timeout: float):
-        import time
+    """One overall timeout shared by the waits of a command."""
 
-        self._time = time.monotonic
+    def __init__(self, timeout: float):
         self.timeout = timeout
-        self._end = self._time() + timeout
+        self._end = time.monotonic() + timeout
 
     def remaining(self) -> float:
-        return max(self._end - self._time(), 0.5)
+        return max(self._end - time.monotonic(), 0.5)

@@ -558,3 +558,16 @@ def test_cli_dry_run_writes_manifests_through_a_kubeconfig(
     assert len(list(out.glob("*.yaml"))) == 5
     name = manifests.resource_name("cli-model")
     assert make_adapter(cluster, moto_s3).kube.get("ConfigMap", NAMESPACE, name) is None
+
+
+def test_no_wait_deploy_lists_the_version_and_set_default_waits(
+    deployed: KubernetesAdapter, export_v2: ExportInfo
+):
+    spec = DeploySpec(model="scaled", export=export_v2.path, version="2", target="kubernetes")
+    record = deployed.deploy(spec, export_v2, wait=False, timeout=60)
+    assert record.changed and not record.is_default
+    config_map = deployed.kube.get("ConfigMap", NAMESPACE, manifests.resource_name("scaled"))
+    assert "versions: 2" in config_map["data"][manifests.MODEL_CONFIG_KEY]
+    moved = deployed.set_default("scaled", "2", timeout=120)
+    assert moved.is_default and moved.state == "AVAILABLE"
+    assert predictions(deployed.predict("scaled", PAYLOAD)) == ANSWERS["2"]
