@@ -43,7 +43,7 @@ from cloudserve_adapters.kubernetes.sdk import PROVIDER, KubeClients
 from cloudserve_adapters.kubernetes.storage import ModelStore, open_store
 from cloudserve_adapters.local.repository import check_names, tree_digest
 
-WAIT_BACKOFF = Backoff(initial_s=0.5, max_s=5.0, factor=1.5)
+WAIT_BACKOFF = Backoff(initial_s=0.5, max_s=2.0, factor=1.5)  # pods reload within seconds
 #: workload objects in delete order (the Deployment's pods go before their config)
 _DELETE_ORDER = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Deployment")
 
