@@ -44,7 +44,7 @@ class KubernetesConfig(AdapterConfig):
     image: str | None = Field(
         None,
         description="runtime image pinned by digest (repo@sha256:...); default: the image "
-        "`cloudserve image push --target kubernetes` recorded for `registry`",
+        "`cloudserve image push --registry <registry>` recorded for `registry`",
     )
     registry: str | None = Field(
         None, description="registry the runtime image was pushed to (looked up when no image)"
