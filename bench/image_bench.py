@@ -8,10 +8,10 @@ Not a test. Run as root on a machine with Debian's docker.io and debootstrap
 
 It starts its own Docker engine the way the tests do (``tests/dockerd.py``) and measures:
 
-* **cold build**: a fresh engine data root (temporary, removed afterwards; the debootstrap base
-  image is imported first and not counted), ``cloudserve.runtime_images.build`` from scratch;
-* **warm build**: the same build again right after it (every layer cached; with ``--quick``, the
-  build on the test engine's cached data root);
+* **cold build**: on a fresh engine data root (temporary, removed afterwards; the debootstrap
+  base image is imported first and not counted), ``cloudserve.runtime_images.build`` from
+  scratch; every later phase runs on that engine too (``--quick``: on the tests' cached engine);
+* **warm build**: the same build again (every layer cached);
 * **image size**: the built image's uncompressed size;
 * **start-to-ready**: ``docker run`` of the image on the bench MLP until the model's status says
   AVAILABLE (median of 3 starts);
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -63,22 +62,17 @@ from tests.dockerd import (  # noqa: E402
 )
 
 
-def cold_build(work: Path) -> dict[str, float]:
-    """Build on an empty data root; the base image import is not counted."""
+def fresh_engine(work: Path) -> DockerEngine:
+    """An engine on an empty data root (its own lock: runs beside the tests' engine), with the
+    debootstrap base imported (not counted in the cold build)."""
     cache = work / "cold-cache"
     cache.mkdir()
     tarball = CACHE / "debian-bookworm-minbase.tar"
     if tarball.is_file():
         (cache / tarball.name).symlink_to(tarball)
     engine = start_engine(cache)
-    try:
-        ensure_base_image(engine, cache)
-        cold = build_runtime_image(engine)
-        warm = build_runtime_image(engine)  # the same build again: every layer cached
-        return {"seconds": cold.seconds, "warm_seconds": warm.seconds, "size_bytes": cold.size}
-    finally:
-        engine.stop()
-        shutil.rmtree(cache, ignore_errors=True)
+    ensure_base_image(engine, cache)
+    return engine
 
 
 def start_to_ready(engine: DockerEngine, image: str, model_dir: Path, runs: int) -> list[float]:
@@ -191,17 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="image-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         work.chmod(0o755)
-        if not args.quick:
-            report["cold_build"] = cold_build(work)
-            save()
-        engine = start_engine()
+        engine = start_engine() if args.quick else fresh_engine(work)
         try:
             image = build_runtime_image(engine)
-            cold = report.get("cold_build")
-            report["warm_build_s"] = cold["warm_seconds"] if cold else image.seconds
+            if not args.quick:
+                report["cold_build"] = {"seconds": image.seconds}
+            report["warm_build_s"] = build_runtime_image(engine).seconds  # every layer cached
+            save()
             report["image"] = {"id": image.id, "size_bytes": image.size, "tf": image.tf_version}
             model_dir = export_model("bench_mlp", work / "mlp")
-            for path in [work, *work.rglob("*")]:
+            for path in [work, work / "mlp", *(work / "mlp").rglob("*")]:
                 path.chmod(0o755 if path.is_dir() else 0o644)
             report["start_to_ready_s"] = start_to_ready(engine, image.id, model_dir, 3)
             save()
