@@ -231,6 +231,7 @@ class ModelContainer:
                 provider="docker",
             ) from error
         except docker.errors.APIError as error:
+            self.remove()  # created but not started (e.g. no GPU driver): leave nothing behind
             raise ProviderError(
                 f"Docker refused to start {self.name}: {error.explanation or error}",
                 provider="docker",

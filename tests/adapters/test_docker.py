@@ -7,12 +7,14 @@ ends each test. The engine has no bridge network here, so containers use ``netwo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cloudserve.errors import PreflightError, ProviderError
+from cloudserve.records import DeploySpec
 from cloudserve.runtime_images import BuiltImage
 from cloudserve_adapters.docker.adapter import DockerAdapter, DockerClients
 from cloudserve_adapters.docker.config import DockerConfig
@@ -117,15 +119,15 @@ def make_adapter_like(adapter: DockerAdapter) -> DockerAdapter:
 def test_missing_image_is_a_preflight_error(
     docker_engine: DockerEngine, tmp_path: Path, export_v1
 ) -> None:
-    """With no runtime image for the export's TF on the host, nothing is copied and the fix
-    names the build command."""
-    adapter = make_adapter(docker_engine, tmp_path / "repo", gpus="all")  # no gpu image built
-    spec = AdapterContract().spec(export_v1, "1")
-    spec = type(spec)(**{**spec.__dict__, "target": "docker"})
+    """With no runtime image for the export's TF (or newer) on the host, nothing is copied and
+    the fix names the build command."""
+    adapter = make_adapter(docker_engine, tmp_path / "repo")
+    future = dataclasses.replace(export_v1, tf_version="9.99.0")  # newer than any image built
+    spec = DeploySpec(model="m", export=future.path, version="1", target="docker")
     with pytest.raises(PreflightError) as caught:
-        adapter.deploy(spec, export_v1, timeout=60)
+        adapter.deploy(spec, future, timeout=60)
     finding = next(f for f in caught.value.findings if f.id == "docker.image")
-    assert "cloudserve image build --variant gpu --tf-version 1.14" in finding.fix
+    assert "cloudserve image build --tf-version 9.99" in finding.fix
     assert files_under(tmp_path / "repo") == []
 
 
@@ -138,3 +140,5 @@ def test_gpu_setting_requests_gpus(
     with adapter._model("gpu-model"), pytest.raises(ProviderError) as caught:
         adapter.runtime.ensure_running()
     assert "capabilities: [[gpu]]" in caught.value.message
+    names = [c.name for c in docker_engine.client().containers.list(all=True)]
+    assert container_name("gpu-model") not in names  # nothing left behind

@@ -108,12 +108,12 @@ def test_push_to_a_registry_records_the_digest(
 
 def test_push_without_a_local_image_says_how_to_build(cli_env: dict[str, str]) -> None:
     result = cloudserve(
-        "image", "push", "--registry", "127.0.0.1:1/x", "--no-build", "--variant", "gpu",
+        "image", "push", "--registry", "127.0.0.1:1/x", "--no-build", "--tf-version", "1.0",
         env=cli_env,
     )  # fmt: skip
     assert result.returncode == 8, result.stderr
-    assert "no local gpu runtime image" in result.stderr
-    assert "cloudserve image build" in result.stderr
+    assert "no local cpu runtime image with TF 1.0" in result.stderr
+    assert "cloudserve image build --tf-version 1.0" in result.stderr
 
 
 def test_push_needs_a_destination(cli_env: dict[str, str]) -> None:
