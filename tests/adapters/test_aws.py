@@ -42,6 +42,7 @@ from cloudserve_adapters.aws.adapter import SageMakerAdapter
 from cloudserve_adapters.aws.config import AwsConfig, AwsTimeouts, ServerlessSettings
 from tests.adapters.aws_harness import Harness, StrictViolation
 from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
+from tests.support import RecordingProgress
 
 pytestmark = pytest.mark.slow
 
@@ -73,27 +74,6 @@ def moto(harness: Harness, export_v1: ExportInfo, export_v2: ExportInfo) -> Iter
     harness.assert_clean()
 
 
-class Recorder:
-    """A Progress that keeps what it was told, and can raise Ctrl-C on a matching message."""
-
-    def __init__(self, interrupt_on: str | None = None):
-        self.statuses: list[str] = []
-        self.transfers: list[tuple[str, int, int]] = []
-        self.interrupt_on = interrupt_on
-
-    def status(self, message: str) -> None:
-        self.statuses.append(message)
-        if self.interrupt_on and self.interrupt_on in message:
-            self.interrupt_on = None
-            raise KeyboardInterrupt
-
-    def transfer(self, label: str, done: int, total: int) -> None:
-        self.transfers.append((label, done, total))
-        if self.interrupt_on == "transfer":  # the first report, on the calling thread
-            self.interrupt_on = None
-            raise KeyboardInterrupt
-
-
 def config(**overrides: Any) -> AwsConfig:
     settings: dict[str, Any] = {
         "region": "us-east-1",
@@ -109,7 +89,7 @@ def config(**overrides: Any) -> AwsConfig:
 
 @pytest.fixture
 def make_adapter(moto: Harness):
-    def make(progress: Recorder | None = None, **overrides: Any) -> SageMakerAdapter:
+    def make(progress: RecordingProgress | None = None, **overrides: Any) -> SageMakerAdapter:
         cfg = config(**overrides)
         clients = moto.clients(cfg.region, read_timeout=cfg.timeouts.read_timeout_s)
         return SageMakerAdapter(cfg, clients=clients, progress=progress)
@@ -198,7 +178,7 @@ def test_large_artifact_goes_multipart_with_progress(make_adapter, export_v1, tm
     (export_dir / "assets").chmod(0o755)
     (export_dir / "assets" / "noise.bin").write_bytes(os.urandom(10 * 1024 * 1024))
     big = dataclasses.replace(export_v1, path=export_dir)
-    progress = Recorder()
+    progress = RecordingProgress()
     adapter = make_adapter(progress=progress)
     calls = count_calls(adapter.clients.s3())
     adapter.deploy(spec(big, "1"), big)
@@ -218,7 +198,7 @@ def test_missing_bucket_is_an_error_unless_create_bucket(make_adapter, export_v1
 
 
 def test_ctrl_c_during_upload_then_rerun_resumes(make_adapter, export_v1) -> None:
-    adapter = make_adapter(progress=Recorder(interrupt_on="transfer"))
+    adapter = make_adapter(progress=RecordingProgress(interrupt_on="transfer"))
     with pytest.raises(Interrupted) as caught:
         adapter.deploy(spec(export_v1, "1"), export_v1)
     assert "idempotent" in caught.value.hint and caught.value.exit_code == 130
@@ -401,7 +381,7 @@ def test_failed_switch_during_deploy_then_rerun(make_adapter, moto, export_v1, e
 
 
 def test_ctrl_c_while_waiting_for_the_update_then_rerun(make_adapter, export_v1, export_v2):
-    adapter = make_adapter(progress=Recorder(interrupt_on="updating endpoint"))
+    adapter = make_adapter(progress=RecordingProgress(interrupt_on="updating endpoint"))
     adapter.deploy(spec(export_v1, "1"), export_v1)
     adapter.deploy(spec(export_v2, "2"), export_v2)
     with pytest.raises(Interrupted) as caught:
@@ -866,7 +846,7 @@ def test_create_endpoint_is_retried_while_the_config_is_not_visible(
     """Defect 8: SageMaker's reads are eventually consistent."""
     arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/contract-model-v1"
     moto.fail_next("create_endpoint", f'Could not find endpoint configuration "{arn}".')
-    progress = Recorder()
+    progress = RecordingProgress()
     adapter = make_adapter(progress=progress)
     calls = count_calls(adapter.clients.sagemaker())
     record = adapter.deploy(spec(export_v1, "1"), export_v1)
@@ -958,7 +938,7 @@ def test_plan_then_deploy_builds_the_tarball_once(
         return real_build(export_dir, version, dest, **kwargs)
 
     monkeypatch.setattr(packaging, "build", counting_build)
-    progress = Recorder()
+    progress = RecordingProgress()
     adapter = make_adapter(progress=progress)
     adapter.plan(spec(export, "1"), export)
     adapter.deploy(spec(export, "1"), export)

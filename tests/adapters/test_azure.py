@@ -36,7 +36,7 @@ from cloudserve.errors import (
 )
 from cloudserve.records import DeploySpec, ExportInfo
 from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
-from tests.adapters.test_gcp import RecordingProgress, _tf_predictor
+from tests.support import RecordingProgress, free_port, tf_predictor
 
 pytest.importorskip("azure.ai.ml", reason="run: bash scripts/install-test-deps.sh")
 
@@ -61,12 +61,6 @@ _containers = itertools.count(1)
 # --------------------------------------------------------------------------- harness
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An azurite-blob process on a free loopback port; yields its blob service URL root."""
@@ -76,7 +70,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     if exe is None:
         pytest.skip("azurite-blob is not installed; run: bash scripts/install-test-deps.sh")
-    port = _free_port()
+    port = free_port()
     location = tmp_path_factory.mktemp("azurite")
     log = location / "azurite.log"
     with log.open("w") as sink:
@@ -170,7 +164,7 @@ def _loader(container: Any) -> Callable[[str], Callable[[list[Any]], list[Any]]]
                 path = target / blob.name[len(version_prefix) :]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(container.download_blob(blob.name).readall())
-            _LOADED[key] = _tf_predictor(str(target))
+            _LOADED[key] = tf_predictor(str(target))
         return _LOADED[key]
 
     return load

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from cloudserve_adapters.gcp.sdk import GcpClients, translate
 from cloudserve_adapters.gcp.vertex import LABEL_HISTORY, Version
 from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
 from tests.adapters.fakes.vertex import FakeVertex
+from tests.support import RecordingProgress, free_port, tf_predictor
 
 PROJECT = "test-project"
 REGION = "us-central1"
@@ -53,24 +53,6 @@ MODEL = "contract-model"
 
 
 # --------------------------------------------------------------------------- harness
-
-
-class RecordingProgress:
-    def __init__(self) -> None:
-        self.statuses: list[str] = []
-        self.transfers: list[tuple[str, int, int]] = []
-
-    def status(self, message: str) -> None:
-        self.statuses.append(message)
-
-    def transfer(self, label: str, done: int, total: int) -> None:
-        self.transfers.append((label, done, total))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclasses.dataclass
@@ -91,7 +73,7 @@ class StorageEmulator:
 @pytest.fixture(scope="session")
 def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageEmulator]:
     """A gcp-storage-emulator process on a free loopback port, in memory."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("gcs") / "emulator.log"
     exe = shutil.which("gcp-storage-emulator")
     command = [exe] if exe else [sys.executable, "-m", "gcp_storage_emulator"]
@@ -117,31 +99,6 @@ def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stora
         proc.wait(timeout=10)
 
 
-def _tf_predictor(directory: str) -> Callable[[list[Any]], list[Any]]:
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(directory)
-    fn = loaded.signatures["serving_default"]
-    _, specs = fn.structured_input_signature
-
-    def predict(instances: list[Any]) -> list[Any]:
-        if len(specs) == 1:
-            ((name, spec),) = specs.items()
-            outputs = fn(**{name: tf.constant(instances, dtype=spec.dtype)})
-        else:
-            outputs = fn(
-                **{n: tf.constant([i[n] for i in instances], s.dtype) for n, s in specs.items()}
-            )
-        if len(outputs) == 1:
-            return next(iter(outputs.values())).numpy().tolist()
-        return [
-            {k: v[i].numpy().tolist() for k, v in outputs.items()} for i in range(len(instances))
-        ]
-
-    predict.loaded = loaded  # type: ignore[attr-defined]  # keeps the model alive
-    return predict
-
-
 _LOADED: dict[str, Callable[[list[Any]], list[Any]]] = {}
 
 
@@ -158,7 +115,7 @@ def _load_from_bucket(client: Any, artifact_uri: str) -> Callable[[list[Any]], l
             path = target / blob.name[len(prefix) :]
             path.parent.mkdir(parents=True, exist_ok=True)
             blob.download_to_filename(str(path))
-        _LOADED[key] = _tf_predictor(str(target))
+        _LOADED[key] = tf_predictor(str(target))
     return _LOADED[key]
 
 

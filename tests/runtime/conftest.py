@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,12 @@ import httpx
 import pytest
 
 from tests.conftest import TESTDATA
+from tests.support import free_port
 
 HALF_PLUS_TWO = TESTDATA / "saved_model_half_plus_two_cpu"
 TWO_VERSIONS = TESTDATA / "saved_model_half_plus_two_2_versions"
 START_TIMEOUT_S = 90.0
 MAX_BODY_BYTES = 100_000
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -6,17 +6,7 @@ import pytest
 
 from cloudserve.errors import DeployTimeout
 from cloudserve.waiting import Backoff, Interrupted, wait_until
-
-
-class Recorder:
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def status(self, message: str) -> None:
-        self.lines.append(message)
-
-    def transfer(self, label: str, done: int, total: int) -> None:
-        return None
+from tests.support import RecordingProgress
 
 
 class FakeClock:
@@ -34,7 +24,7 @@ class FakeClock:
 
 def test_polls_until_settled_backing_off_and_reporting_each_change():
     states = iter(["Creating", "Creating", "Updating", "InService"])
-    clock, progress = FakeClock(), Recorder()
+    clock, progress = FakeClock(), RecordingProgress()
     result = wait_until(
         lambda: next(states),
         settled=lambda s: s == "InService",
@@ -47,7 +37,7 @@ def test_polls_until_settled_backing_off_and_reporting_each_change():
     )
     assert result == "InService"
     assert clock.sleeps == [1, 2, 3]
-    assert progress.lines == [
+    assert progress.statuses == [
         "endpoint m: Creating",
         "endpoint m: Updating",
         "endpoint m: InService",
@@ -83,7 +73,7 @@ def test_ctrl_c_becomes_interrupted_with_exit_130_and_a_resume_hint():
 
 
 def test_a_long_unchanged_state_is_repeated_as_a_heartbeat():
-    clock, progress = FakeClock(), Recorder()
+    clock, progress = FakeClock(), RecordingProgress()
     polls = iter(range(100))
     wait_until(
         lambda: next(polls),
@@ -97,4 +87,4 @@ def test_a_long_unchanged_state_is_repeated_as_a_heartbeat():
         clock=clock,
         sleep=clock.sleep,
     )
-    assert progress.lines == ["e: Updating", "e: Updating (30s)", "e: Updating (60s)"]
+    assert progress.statuses == ["e: Updating", "e: Updating (30s)", "e: Updating (60s)"]

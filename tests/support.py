@@ -1,0 +1,67 @@
+"""Small helpers shared by the test suites: free ports, a recording Progress, a TF predictor.
+
+One home for what several stand-ins and suites need, so no test file keeps its own copy.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RecordingProgress:
+    """A Progress that keeps every status line and transfer it is told, and can raise Ctrl-C
+    (KeyboardInterrupt) once: on the first status containing ``interrupt_on``, or on the first
+    transfer report when ``interrupt_on == "transfer"``."""
+
+    def __init__(self, interrupt_on: str | None = None) -> None:
+        self.statuses: list[str] = []
+        self.transfers: list[tuple[str, int, int]] = []
+        self.interrupt_on = interrupt_on
+
+    def status(self, message: str) -> None:
+        self.statuses.append(message)
+        if self.interrupt_on and self.interrupt_on in message:
+            self.interrupt_on = None
+            raise KeyboardInterrupt
+
+    def transfer(self, label: str, done: int, total: int) -> None:
+        self.transfers.append((label, done, total))
+        if self.interrupt_on == "transfer":  # the first report, on the calling thread
+            self.interrupt_on = None
+            raise KeyboardInterrupt
+
+
+def tf_predictor(directory: str) -> Callable[[list[Any]], list[Any]]:
+    """What a managed model server does with an uploaded SavedModel: load it with TensorFlow
+    and answer row-format ``instances`` through its ``serving_default`` signature."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(directory)
+    fn = loaded.signatures["serving_default"]
+    _, specs = fn.structured_input_signature
+
+    def predict(instances: list[Any]) -> list[Any]:
+        if len(specs) == 1:
+            ((name, spec),) = specs.items()
+            outputs = fn(**{name: tf.constant(instances, dtype=spec.dtype)})
+        else:
+            outputs = fn(
+                **{n: tf.constant([i[n] for i in instances], s.dtype) for n, s in specs.items()}
+            )
+        if len(outputs) == 1:
+            return next(iter(outputs.values())).numpy().tolist()
+        return [
+            {k: v[i].numpy().tolist() for k, v in outputs.items()} for i in range(len(instances))
+        ]
+
+    predict.loaded = loaded  # type: ignore[attr-defined]  # keeps the model alive
+    return predict
