@@ -32,6 +32,7 @@ from cloudserve_adapters.kubernetes.sdk import KubeClients
 from tests.adapters.contract import ANSWERS, PAYLOAD, AdapterContract, predictions
 from tests.adapters.fakes.k8s_cluster import K8S_VERSION, FakeCluster
 from tests.image.conftest import gcs_emulator_url  # noqa: F401  (a fixture)
+from tests.support import free_port
 
 BUCKET = "models"
 IMAGE = "registry.example/cloudserve-runtime@sha256:" + "a" * 64
@@ -434,7 +435,7 @@ def test_pod_template_serves_a_prediction_in_a_real_container(
     deployment = manifests.deployment(config, "half", image.id, 1024)
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    rest, grpc = _free_port(), _free_port()
+    rest, grpc = free_port(), free_port()
     args = [
         f"--port={grpc}"
         if a.startswith("--port=")
@@ -479,14 +480,6 @@ def test_pod_template_serves_a_prediction_in_a_real_container(
         assert answer.json() == {"predictions": ANSWERS["1"]}
     finally:
         running.remove(force=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_apply_patches_only_what_differs_and_leaves_replicas_to_the_autoscaler(moto_s3: str):

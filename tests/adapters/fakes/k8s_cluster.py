@@ -41,7 +41,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -58,6 +57,8 @@ import kubernetes_validate
 from kmock._internal import dicts as kmock_dicts
 from kmock._internal.k8s import KubernetesEmulator, KubernetesError, KubernetesScaffold
 
+from tests.support import free_port
+
 K8S_VERSION = "1.37"
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 PODS = kmock.resource("", "v1", "pods")
@@ -71,12 +72,6 @@ _LOG = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$")
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StrictApiServer(KubernetesEmulator):
@@ -333,7 +328,7 @@ class FakeController:
         volume = self._volume_dir(ns, config_map)
         cm = self.api.objects[CONFIGMAPS, ns, config_map].raw
         self._sync_volume(ns, config_map, cm)
-        rest, grpc = _free_port(), _free_port()
+        rest, grpc = free_port(), free_port()
         args = []
         for arg in container["args"]:
             arg = arg.replace("/etc/cloudserve", str(volume))
