@@ -1,12 +1,20 @@
-"""Small helpers shared by the test suites: free ports, a recording Progress, a TF predictor.
+"""Small helpers shared by the test suites: free ports, a recording Progress, a TF predictor,
+the gcp-storage-emulator process.
 
 One home for what several stand-ins and suites need, so no test file keeps its own copy.
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
-from collections.abc import Callable
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -65,3 +73,41 @@ def tf_predictor(directory: str) -> Callable[[list[Any]], list[Any]]:
 
     predict.loaded = loaded  # type: ignore[attr-defined]  # keeps the model alive
     return predict
+
+
+@contextmanager
+def gcs_emulator(log: Path, *, default_bucket: str | None = None) -> Iterator[str]:
+    """Run a gcp-storage-emulator process (in memory) on a free loopback port.
+
+    Yields its URL once it answers; output goes to ``log``. Stopped by PID on exit (SIGTERM,
+    then SIGKILL after 10 s). ``default_bucket`` is created at start.
+    """
+    port = free_port()
+    exe = shutil.which("gcp-storage-emulator")
+    command = [exe] if exe else [sys.executable, "-m", "gcp_storage_emulator"]
+    command += ["start", "--host=127.0.0.1", f"--port={port}", "--in-memory"]
+    if default_bucket:
+        command.append(f"--default-bucket={default_bucket}")
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/", timeout=1).read()
+                break
+            except OSError as e:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"gcp-storage-emulator did not start: {log.read_text()}"
+                    ) from e
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

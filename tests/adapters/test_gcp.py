@@ -43,7 +43,7 @@ from cloudserve_adapters.gcp.sdk import GcpClients, translate
 from cloudserve_adapters.gcp.vertex import LABEL_HISTORY, Version
 from tests.adapters.contract import PAYLOAD, AdapterContract, predictions
 from tests.adapters.fakes.vertex import FakeVertex
-from tests.support import RecordingProgress, free_port, tf_predictor
+from tests.support import RecordingProgress, gcs_emulator, tf_predictor
 
 PROJECT = "test-project"
 REGION = "us-central1"
@@ -73,30 +73,9 @@ class StorageEmulator:
 @pytest.fixture(scope="session")
 def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageEmulator]:
     """A gcp-storage-emulator process on a free loopback port, in memory."""
-    port = free_port()
     log = tmp_path_factory.mktemp("gcs") / "emulator.log"
-    exe = shutil.which("gcp-storage-emulator")
-    command = [exe] if exe else [sys.executable, "-m", "gcp_storage_emulator"]
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [*command, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"gcp-storage-emulator did not start: {log.read_text()}")
+    with gcs_emulator(log) as url:
         yield StorageEmulator(url, log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 _LOADED: dict[str, Callable[[list[Any]], list[Any]]] = {}

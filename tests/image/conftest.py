@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,12 +13,7 @@ import pytest
 
 from cloudserve.runtime_images import BuiltImage
 from tests.dockerd import DockerEngine, build_runtime_image
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import gcs_emulator
 
 
 def port_free(port: int) -> bool:
@@ -107,27 +99,5 @@ def runtime_image_gcs(docker_engine: DockerEngine) -> BuiltImage:
 @pytest.fixture(scope="session")
 def gcs_emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A gcp-storage-emulator process (in memory) on a free loopback port; stopped by PID."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gcs") / "emulator.log"
-    exe = shutil.which("gcp-storage-emulator")
-    command = [exe] if exe else [sys.executable, "-m", "gcp_storage_emulator"]
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [*command, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/", timeout=1).read()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+    with gcs_emulator(tmp_path_factory.mktemp("gcs") / "emulator.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

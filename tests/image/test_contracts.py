@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from cloudserve.runtime_images import BuiltImage
-from tests.image.conftest import free_port, need_ports
+from tests.image.conftest import need_ports
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 

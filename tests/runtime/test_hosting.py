@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from tests.runtime.conftest import (
     wait_until_up,
     write_config,
 )
+from tests.support import gcs_emulator as start_gcs_emulator
 
 SAVED_MODEL = HALF_PLUS_TWO / "00000123"
 ENTRYPOINT = ["--port=8500", "--rest_api_port=8501"]
@@ -356,23 +355,7 @@ def gcs_emulator(log_dir: Path) -> Iterator[str]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(log_dir / "gcs-emulator.log", "wb") as log_file:
-        proc = subprocess.Popen(
-            ["gcp-storage-emulator", "start", "--host=127.0.0.1", f"--port={port}",
-             "--in-memory", "--default-bucket=models"],
-            stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url, timeout=1.0)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, "emulator is down"
-                time.sleep(0.2)
+    with start_gcs_emulator(log_dir / "gcs-emulator.log", default_bucket="models") as url:
         client = storage.Client(
             project="test", credentials=AnonymousCredentials(),
             client_options={"api_endpoint": url},
@@ -383,13 +366,6 @@ def gcs_emulator(log_dir: Path) -> Iterator[str]:
                 name = f"exports/hp2/123/{path.relative_to(SAVED_MODEL).as_posix()}"
                 bucket.blob(name).upload_from_filename(str(path))
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow
