@@ -6,6 +6,7 @@ One home for what several stand-ins and suites need, so no test file keeps its o
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 
@@ -111,3 +113,24 @@ def gcs_emulator(log: Path, *, default_bucket: str | None = None) -> Iterator[st
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def run_local_cli(cwd: Path, model: str, *args: str, timeout: float = 240) -> CompletedProcess[str]:
+    """Run the real ``cloudserve`` executable (``python -m cloudserve``) in ``cwd`` against the
+    local target, with the model ``model`` and the repository ``cwd/repo``; every other
+    ``CLOUDSERVE_*`` variable of the caller is dropped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSERVE_")}
+    env.update(
+        CLOUDSERVE_MODEL=model,
+        CLOUDSERVE_TARGET="local",
+        CLOUDSERVE_LOCAL__REPOSITORY=str(cwd / "repo"),
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "cloudserve", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -5,14 +5,13 @@ status, delete, local stop)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import export_example
+from tests.support import run_local_cli
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +24,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory):
     cli(root, "local", "stop")
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSERVE_")}
-    env.update(
-        CLOUDSERVE_MODEL="e2e-model",
-        CLOUDSERVE_TARGET="local",
-        CLOUDSERVE_LOCAL__REPOSITORY=str(cwd / "repo"),
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "cloudserve", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_local_cli(cwd, "e2e-model", *args, timeout=180)
 
 
 def ok_json(result: subprocess.CompletedProcess) -> dict:

@@ -18,6 +18,7 @@ import pytest
 
 from tests.cli.write_exports import BROKEN_MESSAGE, KERAS3_ANSWERS, KERAS3_ROWS
 from tests.conftest import ROOT, export_example
+from tests.support import run_local_cli
 
 WRITER = ROOT / "tests" / "cli" / "write_exports.py"
 OLD = datetime(2001, 1, 1, tzinfo=UTC).timestamp()
@@ -40,22 +41,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory):
     cli(root, "local", "stop")
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSERVE_")}
-    env.update(
-        CLOUDSERVE_MODEL="reg",
-        CLOUDSERVE_TARGET="local",
-        CLOUDSERVE_LOCAL__REPOSITORY=str(cwd / "repo"),
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "cloudserve", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_local_cli(cwd, "reg", *args, timeout=240)
 
 
 def one_json(result: subprocess.CompletedProcess, code: int = 0) -> dict:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -16,25 +14,13 @@ from adapters.aws import packaging
 from adapters.local.repository import Repository
 from cloudserve.errors import PreflightError
 from tests.runtime.conftest import HALF_PLUS_TWO
+from tests.support import run_local_cli
 
 SECRET = "hunter2-do-not-print"
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSERVE_")}
-    env.update(
-        CLOUDSERVE_MODEL="hardening",
-        CLOUDSERVE_TARGET="local",
-        CLOUDSERVE_LOCAL__REPOSITORY=str(cwd / "repo"),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "cloudserve", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_local_cli(cwd, "hardening", *args, timeout=120)
 
 
 def finding_ids(result: subprocess.CompletedProcess[str]) -> list[str]:
