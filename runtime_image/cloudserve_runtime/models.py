@@ -473,17 +473,14 @@ class ModelManager:
         try:
             local = remote.local_base_path(settings.base_path)  # s3:// and gs:// are mirrored
             found = storage.list_versions(settings.name, local)
-            error = None
         except storage.BasePathError as exc:
             # Could not list (permissions, out of descriptors, path gone for now): this says
             # nothing about which versions exist, so what is loaded stays and aspired is kept.
             self._note_poll_failure(runtime, settings, str(exc))
             return
-        if error is None and not found:
-            error = (
-                f"No versions of servable {settings.name} found under base path "
-                f"{settings.base_path}"
-            )
+        error = None if found else (
+            f"No versions of servable {settings.name} found under base path {settings.base_path}"
+        )
         aspired_numbers = settings.policy.select(list(found))
         aspired = {version: found[version] for version in aspired_numbers}
         prints = {
