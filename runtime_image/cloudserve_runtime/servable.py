@@ -86,9 +86,9 @@ class SavedModelServable:
 
     def __init__(
         self, path: str, *, intra_op_threads: int = 0, inter_op_threads: int = 0,
-        tags: tuple[str, ...] = (SERVE_TAG,), warmup: bool = True,
+        tags: tuple[str, ...] = (SERVE_TAG,),
     ) -> None:
-        """Loads the SavedModel at ``path``, then replays its warm-up records when ``warmup``.
+        """Loads the SavedModel at ``path``, then replays its warm-up records.
 
         Blocks; raises on any load failure, and ServingError when a warm-up record fails.
         """
@@ -122,17 +122,11 @@ class SavedModelServable:
         }
         self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[..., Any]] = {}
         self._lock = threading.Lock()
-        if warmup:
-            try:
-                self.warm_up()
-            except BaseException:
-                self.close()
-                raise
-
-    @property
-    def object_graph_loaded(self) -> bool:
-        """True when TF1-style loading could not run the export and TF2 loading serves it."""
-        return self._functions is not None
+        try:
+            self.warm_up()
+        except BaseException:
+            self.close()
+            raise
 
     def _unrestored_variables(self, meta_graph: meta_graph_pb2.MetaGraphDef) -> list[str]:
         """Resource variables the signatures read that the TF1 restore left uninitialized."""
