@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -78,6 +79,7 @@ class ModelServer:
         self.limits = ServerLimits.from_options(options)
         # Files that need no TensorFlow are checked first, so their errors come fast.
         self._ssl: access.SslConfig | None = None
+        self._rest_ssl_context: ssl.SSLContext | None = None
         self._auth: access.BearerAuth | None = None
         try:
             if options.ssl_config_file:
@@ -261,7 +263,7 @@ class ModelServer:
             guarded = self._auth.wrap_asgi(app, open_paths)
         http = HttpServer(
             guarded, fast_routes=app, limits=self.limits,
-            ssl_context=self._rest_ssl_context if self._ssl is not None else None,
+            ssl_context=self._rest_ssl_context,
             authorize=self._auth.accepts_headers if self._auth is not None else None,
         )
         await http.start([self._rest_socket])
