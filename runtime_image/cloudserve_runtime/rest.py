@@ -353,29 +353,20 @@ class RestApp:
         # Bodies from OFFLOAD_BYTES up are decoded and their responses encoded on a worker
         # thread, so one large request never stalls the event loop (/healthz, small requests).
         offload = len(body) >= OFFLOAD_BYTES
-        if offload:
-            loop = asyncio.get_running_loop()
-            request = await loop.run_in_executor(None, _parse, json_tensor.decode_predict_request,
-                                                 body)
-        else:
-            request = _parse(json_tensor.decode_predict_request, body)
+        request = await _run(offload, _parse, json_tensor.decode_predict_request, body)
         with self._manager.acquire(*target) as handle:
             signature = methods.predict_signature_rest(handle.servable, request.signature_name)
             dtypes = {alias: dtype for alias, (dtype, _) in signature.inputs.items()}
-            if offload:
-                inputs = await loop.run_in_executor(
-                    None, _parse, rest_codec.predict_inputs_to_tensors, request, dtypes
-                )
-            else:
-                inputs = _parse(rest_codec.predict_inputs_to_tensors, request, dtypes)
+            inputs = await _run(
+                offload, _parse, rest_codec.predict_inputs_to_tensors, request, dtypes
+            )
             outputs = await self._runner.run_async(
                 handle, signature, inputs, None, self._settings.timeout_s
             )
-        if offload or _output_size(outputs) >= OFFLOAD_VALUES:
-            return await asyncio.get_running_loop().run_in_executor(
-                None, rest_codec.encode_predict_response, outputs, request.row_format
-            )
-        return rest_codec.encode_predict_response(outputs, request.row_format)
+        return await _run(
+            offload or _output_size(outputs) >= OFFLOAD_VALUES,
+            rest_codec.encode_predict_response, outputs, request.row_format,
+        )
 
     async def _classify_or_regress(
         self, verb: str, target: tuple[str, int | None, str | None], body: bytes
@@ -429,6 +420,13 @@ class RestApp:
             return rest_codec.encode_model_metadata(
                 handle.model_name, handle.version, handle.servable.signature_defs
             )
+
+
+async def _run(offload: bool, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``: on a worker thread when ``offload``, else right here."""
+    if offload:
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+    return function(*args)
 
 
 def _output_size(outputs: dict[str, Any]) -> int:
