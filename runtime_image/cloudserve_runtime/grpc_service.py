@@ -31,7 +31,7 @@ from tensorflow_serving.apis import (
 from cloudserve_runtime import methods
 from cloudserve_runtime.errors import CODE_NUMBERS, ServingError, as_serving_error, invalid_argument
 from cloudserve_runtime.inference import InferenceRunner
-from cloudserve_runtime.limits import ServerLimits, check_tensor_proto
+from cloudserve_runtime.limits import ServerLimits, check_tensor_proto, echo
 from cloudserve_runtime.metrics import Metrics
 from cloudserve_runtime.models import ModelManager, ServableHandle
 from cloudserve_runtime.servable import DEFAULT_SIGNATURE
@@ -45,10 +45,7 @@ Response = TypeVar("Response")
 
 
 def _abort(context: grpc.ServicerContext, error: ServingError) -> None:
-    message = error.message
-    if len(message) > MAX_MESSAGE_CHARS:
-        message = message[:MAX_MESSAGE_CHARS] + "...TRUNCATED"
-    context.abort(grpc.StatusCode[error.code], message)
+    context.abort(grpc.StatusCode[error.code], echo(error.message, MAX_MESSAGE_CHARS))
 
 
 def _echo_spec(target: model_pb2.ModelSpec, handle: ServableHandle, signature: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cloudserve_runtime.limits import MAX_ECHO_CHARS
+from cloudserve_runtime.limits import MAX_ECHO_CHARS, TRUNCATED
 
 HTTP_STATUS: dict[str, int] = {
     "OK": 200,
@@ -42,8 +42,6 @@ HTTP_STATUS: dict[str, int] = {
 
 INVALID_ARGUMENT = "INVALID_ARGUMENT"
 UNIMPLEMENTED = "UNIMPLEMENTED"
-TRUNCATED = "...TRUNCATED"
-"""Ends an echoed request fragment that was cut at :data:`MAX_ECHO_CHARS` characters."""
 
 
 class RestError(Exception):
@@ -314,12 +312,6 @@ def debug_string(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
     except _EchoFull:
         return "".join(out)[:limit] + TRUNCATED
     return "".join(out)
-
-
-def echo(text: str, limit: int = MAX_ECHO_CHARS) -> str:
-    """``text`` cut to ``limit`` characters plus ``...TRUNCATED`` when longer (for request
-    content repeated in an error text)."""
-    return text if len(text) <= limit else text[:limit] + TRUNCATED
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ DEFAULT_MAX_TENSOR_BYTES = 64 * 1024 * 1024
 DEFAULT_RELOAD_TIMEOUT_MS = 120_000
 MAX_ECHO_CHARS = 1024
 """Longest fragment of a request that an error text repeats back."""
+TRUNCATED = "...TRUNCATED"
+"""Ends an echoed request fragment or error text that was cut (TF Serving's marker)."""
 _FD_RESERVE = 256
 """File descriptors kept free of REST connections (model files, gRPC, logs)."""
 
@@ -37,6 +39,12 @@ def auto_max_connections() -> int:
     if soft == resource.RLIM_INFINITY:
         return 65536
     return max(64, soft - _FD_RESERVE)
+
+
+def echo(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters plus ``...TRUNCATED`` when longer (for request
+    content repeated in an error text)."""
+    return text if len(text) <= limit else text[:limit] + TRUNCATED
 
 
 @dataclass(frozen=True)

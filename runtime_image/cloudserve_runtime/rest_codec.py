@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from .json_core import HTTP_STATUS, RestError, echo, json_string, to_bytes
+from .json_core import HTTP_STATUS, RestError, json_string, to_bytes
 from .json_examples import (
     ExampleRequest,
     encode_classify_response,
@@ -26,7 +26,7 @@ from .json_tensor import (
     parse_predict_request,
     predict_inputs_to_tensors,
 )
-from .limits import MAX_ECHO_CHARS
+from .limits import MAX_ECHO_CHARS, echo
 
 __all__ = [
     "HTTP_STATUS",
