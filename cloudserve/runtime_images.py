@@ -130,6 +130,27 @@ def find(
     return max(matches, key=lambda p: p.pushed_at, default=None)
 
 
+def find_serving(
+    registry_prefix: str, *, variant: str, tf_minor: tuple[int, int] | None
+) -> PushedImage | None:
+    """The push that serves an export written by TF ``tf_minor``: the newest with that TF
+    version, else the newest whose TF is at least as new (a newer runtime loads an older
+    export); None when no such image was pushed."""
+    tf_version = f"{tf_minor[0]}.{tf_minor[1]}" if tf_minor else None
+    pushed = find(registry_prefix, variant=variant, tf_version=tf_version)
+    if pushed is None:
+        newest = find(registry_prefix, variant=variant)
+        if newest is not None and (tf_minor is None or _minor(newest.tf_version) >= tf_minor):
+            pushed = newest
+    return pushed
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, _, rest = version.partition(".")
+    minor = rest.split(".", 1)[0]
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else (0, 0)
+
+
 def push_command(target: str, *, variant: str = "cpu", tf_version: str | None = None) -> str:
     """The exact command that builds and pushes the runtime image for ``target``."""
     parts = ["cloudserve", "image", "push", "--target", target, "--variant", variant]

@@ -51,12 +51,6 @@ def is_gpu(instance_type: str) -> bool:
     return any(family.startswith(f) for f in _limit("gpu_families"))
 
 
-def _tf_minor(version: str) -> tuple[int, int]:
-    major, _, rest = version.partition(".")
-    minor = rest.split(".", 1)[0]
-    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else (0, 0)
-
-
 def serving_image(config: AzureConfig, export: ExportInfo) -> str | None:
     """The serving image reference: ``config.image``, else the runtime image pushed to the
     configured ACR with the export's TF version, else the newest push whose TF is at least as
@@ -67,14 +61,7 @@ def serving_image(config: AzureConfig, export: ExportInfo) -> str | None:
         return None
     registry = f"{config.acr}.azurecr.io"
     variant = "gpu" if is_gpu(config.instance_type) else "cpu"
-    minor = export.tf_minor
-    pushed = runtime_images.find(
-        registry, variant=variant, tf_version=f"{minor[0]}.{minor[1]}" if minor else None
-    )
-    if pushed is None:
-        newest = runtime_images.find(registry, variant=variant)
-        if newest is not None and (minor is None or _tf_minor(newest.tf_version) >= minor):
-            pushed = newest
+    pushed = runtime_images.find_serving(registry, variant=variant, tf_minor=export.tf_minor)
     return pushed.reference if pushed else None
 
 

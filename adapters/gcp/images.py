@@ -154,12 +154,6 @@ def _prebuilt(
     return ServingImage(uri=uri, kind="prebuilt"), findings
 
 
-def _minor(version: str) -> tuple[int, int]:
-    major, _, rest = version.partition(".")
-    minor = rest.split(".", 1)[0]
-    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else (0, 0)
-
-
 def _runtime(
     export: ExportInfo, model: str, *, region: str, project: str, gpu: bool, port: int
 ) -> tuple[ServingImage | None, list[Finding]]:
@@ -169,11 +163,7 @@ def _runtime(
     minor = export.tf_minor
     tf_version = f"{minor[0]}.{minor[1]}" if minor else None
     registry = runtime_registry(region, project)
-    pushed = runtime_images.find(registry, variant=variant, tf_version=tf_version)
-    if pushed is None:  # a runtime with a newer TF also loads an older export
-        newest = runtime_images.find(registry, variant=variant)
-        if newest is not None and (minor is None or _minor(newest.tf_version) >= minor):
-            pushed = newest
+    pushed = runtime_images.find_serving(registry, variant=variant, tf_minor=minor)
     if pushed is None:
         return None, [
             _finding(
