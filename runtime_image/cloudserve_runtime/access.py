@@ -52,21 +52,12 @@ def _ssl_config_class() -> type:
         name="cloudserve/ssl_config.proto", package="tensorflow.serving", syntax="proto3"
     )
     message = proto.message_type.add(name="SSLConfig")
-    string, boolean = (
-        descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-        (descriptor_pb2.FieldDescriptorProto.TYPE_BOOL),
-    )
-    optional = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
-    for number, (name, kind) in enumerate(
-        [
-            ("server_key", string),
-            ("server_cert", string),
-            ("custom_ca", string),
-            ("client_verify", boolean),
-        ],
-        start=1,
-    ):
-        message.field.add(name=name, number=number, type=kind, label=optional)
+    field = descriptor_pb2.FieldDescriptorProto
+    for number, name in enumerate(("server_key", "server_cert", "custom_ca"), start=1):
+        message.field.add(name=name, number=number, type=field.TYPE_STRING,
+                          label=field.LABEL_OPTIONAL)
+    message.field.add(name="client_verify", number=4, type=field.TYPE_BOOL,
+                      label=field.LABEL_OPTIONAL)
     pool.Add(proto)
     descriptor = pool.FindMessageTypeByName("tensorflow.serving.SSLConfig")
     return message_factory.GetMessageClass(descriptor)
@@ -82,6 +73,14 @@ class SslConfig:
     client_verify: bool
 
 
+def _read(path: str, flag: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccessError(f"Could not read --{flag} {path}: {exc}") from None
+
+
 def read_ssl_config(path: str) -> SslConfig:
     """Reads and checks an SSLConfig text proto.
 
@@ -90,12 +89,7 @@ def read_ssl_config(path: str) -> SslConfig:
             without ``custom_ca``.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccessError(f"Could not read --ssl_config_file {path}: {exc}") from None
-    try:
-        parsed = text_format.Parse(text, _ssl_config_class()())
+        parsed = text_format.Parse(_read(path, "ssl_config_file"), _ssl_config_class()())
     except text_format.ParseError as exc:
         raise AccessError(f"--ssl_config_file {path} is not a valid SSLConfig: {exc}") from None
     config = SslConfig(
@@ -160,11 +154,7 @@ def read_token_file(path: str) -> str:
     Raises:
         AccessError: the file cannot be read or holds no token.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            token = handle.read().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccessError(f"Could not read --auth_token_file {path}: {exc}") from None
+    token = _read(path, "auth_token_file").strip()
     if not token:
         raise AccessError(f"--auth_token_file {path} is empty")
     if any(ch.isspace() for ch in token):
