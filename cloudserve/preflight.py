@@ -19,6 +19,7 @@ from cloudserve import export, limits
 from cloudserve.adapter import Feature
 from cloudserve.errors import PreflightError
 from cloudserve.records import DeploySpec, ExportInfo, Finding
+from cloudserve.spec import check_traffic as check_split
 from cloudserve.units import human_bytes
 
 if TYPE_CHECKING:
@@ -307,6 +308,41 @@ def check_tf_version(export: ExportInfo) -> list[Finding]:
             source=SAVED_MODEL_DOC,
         )
     ]
+
+
+def check_traffic(spec: DeploySpec, *, rule: str, source: str) -> list[Finding]:
+    """A canary split is whole percentages summing to 100, and not combined with set_default.
+
+    The CLI validates the split when it reads the settings (:func:`cloudserve.spec.check_traffic`);
+    targets with :attr:`Feature.TRAFFIC_SPLIT` repeat it here, under their own ``rule`` and
+    ``source``, for specs built in Python.
+    """
+    if spec.traffic is None:
+        return []
+    findings: list[Finding] = []
+    try:
+        check_split(spec.traffic)
+    except ValueError as e:
+        findings.append(
+            Finding(
+                rule,
+                "error",
+                f"traffic split {spec.traffic}: {e}",
+                fix="e.g. --traffic 1=90,2=10",
+                source=source,
+            )
+        )
+    if spec.set_default and spec.traffic.get(spec.version) != 100:
+        findings.append(
+            Finding(
+                rule,
+                "error",
+                "set_default sends all traffic to the new version; it cannot go with a split",
+                fix="drop --set-default for a canary, or drop the traffic split",
+                source=source,
+            )
+        )
+    return findings
 
 
 def check_common(adapter: Adapter, spec: DeploySpec, export: ExportInfo) -> list[Finding]:

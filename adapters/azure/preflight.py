@@ -10,7 +10,7 @@ import json
 import math
 import re
 
-from cloudserve import limits, runtime_images
+from cloudserve import limits, preflight, runtime_images
 from cloudserve.records import DeploySpec, ExportInfo, Finding
 from cloudserve_adapters.azure.config import AzureConfig, ProbeConfig
 
@@ -222,35 +222,6 @@ def check_request(config: AzureConfig) -> list[Finding]:
     ]
 
 
-def check_traffic(spec: DeploySpec) -> list[Finding]:
-    """A canary split is whole percentages summing to 100, and not combined with set_default."""
-    if spec.traffic is None:
-        return []
-    findings: list[Finding] = []
-    values = list(spec.traffic.values())
-    if any(not isinstance(v, int) or not 0 <= v <= 100 for v in values) or sum(values) != 100:
-        findings.append(
-            Finding(
-                "azure.traffic",
-                "error",
-                f"traffic split {spec.traffic} must be whole percentages summing to 100",
-                fix="e.g. --traffic 1=90,2=10",
-                source=TRAFFIC_SOURCE,
-            )
-        )
-    if spec.set_default and spec.traffic.get(spec.version) != 100:
-        findings.append(
-            Finding(
-                "azure.traffic",
-                "error",
-                "set_default sends all traffic to the new version; it cannot go with a split",
-                fix="drop --set-default for a canary, or drop the traffic split",
-                source=TRAFFIC_SOURCE,
-            )
-        )
-    return findings
-
-
 def check_image(export: ExportInfo, config: AzureConfig) -> list[Finding]:
     """A serving image Azure can pull: the runtime image pushed to the workspace's ACR."""
     image = serving_image(config, export)
@@ -323,6 +294,6 @@ def run(spec: DeploySpec, export: ExportInfo, config: AzureConfig) -> list[Findi
         + check_quota(config)
         + check_probes(config)
         + check_request(config)
-        + check_traffic(spec)
+        + preflight.check_traffic(spec, rule="azure.traffic", source=TRAFFIC_SOURCE)
         + check_image(export, config)
     )

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from cloudserve import limits
+from cloudserve import limits, preflight
 from cloudserve.records import DeploySpec, ExportInfo, Finding
-from cloudserve.spec import check_traffic as check_split
 from cloudserve_adapters.gcp import images
 from cloudserve_adapters.gcp.config import GcpConfig
 from cloudserve_adapters.gcp.vertex import version_alias
@@ -248,40 +247,6 @@ def check_timeouts(config: GcpConfig) -> list[Finding]:
     ]
 
 
-def check_traffic(spec: DeploySpec) -> list[Finding]:
-    """A canary split is whole percentages summing to 100, and not combined with set_default.
-
-    The CLI validates both when it reads the settings (:func:`cloudserve.spec.check_traffic`);
-    this repeats them for specs built in Python.
-    """
-    if spec.traffic is None:
-        return []
-    findings: list[Finding] = []
-    try:
-        check_split(spec.traffic)
-    except ValueError as e:
-        findings.append(
-            Finding(
-                "gcp.traffic",
-                "error",
-                f"traffic split {spec.traffic}: {e}",
-                fix="e.g. --traffic 1=90,2=10",
-                source=TRAFFIC_SOURCE,
-            )
-        )
-    if spec.set_default and spec.traffic.get(spec.version) != 100:
-        findings.append(
-            Finding(
-                "gcp.traffic",
-                "error",
-                "set_default sends all traffic to the new version; it cannot go with a split",
-                fix="drop --set-default for a canary, or drop the traffic split",
-                source=TRAFFIC_SOURCE,
-            )
-        )
-    return findings
-
-
 def check_payload(size: int) -> list[Finding]:
     """A predict body must fit Vertex's public-endpoint request limit."""
     ceiling = _limit("predict_payload_bytes")
@@ -307,5 +272,5 @@ def run(spec: DeploySpec, export: ExportInfo, config: GcpConfig) -> list[Finding
         + check_replicas(config)
         + check_image(spec, export, config)
         + check_timeouts(config)
-        + check_traffic(spec)
+        + preflight.check_traffic(spec, rule="gcp.traffic", source=TRAFFIC_SOURCE)
     )
