@@ -102,6 +102,22 @@ def _map_entries(buf: memoryview) -> tuple[str, memoryview]:
     return key, value
 
 
+def _tensor_shape(buf: memoryview) -> tuple[int, ...] | None:
+    """A ``TensorShapeProto``: its dimension sizes (-1 unknown), None for an unknown rank."""
+    dims: list[int] = []
+    unknown_rank = False
+    for number, v in _fields(buf):
+        if number == 2:
+            size = 0
+            for n, v2 in _fields(v):
+                if n == 1:
+                    size = _signed64(int(v2))
+            dims.append(size)
+        elif number == 3:
+            unknown_rank = bool(v)
+    return None if unknown_rank else tuple(dims)
+
+
 def _tensor_info(buf: memoryview) -> TensorInfo:
     name, dtype, shape = "", "DT_INVALID", None
     for number, v in _fields(buf):
@@ -110,18 +126,7 @@ def _tensor_info(buf: memoryview) -> TensorInfo:
         elif number == 2:
             dtype = DTYPE_NAMES.get(int(v), f"DT_{int(v)}")
         elif number == 3:
-            dims: list[int] = []
-            unknown_rank = False
-            for n2, v2 in _fields(v):
-                if n2 == 2:
-                    size = 0
-                    for n3, v3 in _fields(v2):
-                        if n3 == 1:
-                            size = _signed64(int(v3))
-                    dims.append(size)
-                elif n2 == 3:
-                    unknown_rank = bool(v2)
-            shape = None if unknown_rank else tuple(dims)
+            shape = _tensor_shape(v)
     return TensorInfo(dtype=dtype, shape=shape, tensor_name=name)
 
 

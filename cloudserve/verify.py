@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from cloudserve.errors import ConfigError
-from cloudserve.export import DTYPE_NAMES, _fields, _map_entries, _signed64, _varint
+from cloudserve.export import (
+    DTYPE_NAMES,
+    _fields,
+    _map_entries,
+    _signed64,
+    _tensor_shape,
+    _varint,
+)
 from cloudserve.records import ExportInfo, SignatureInfo
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
@@ -102,18 +109,6 @@ def read_tfrecords(path: Path) -> Iterator[bytes]:
         pos = start + length + 4
 
 
-def _shape(buf: memoryview) -> tuple[int, ...]:
-    dims = []
-    for number, dim in _fields(buf):
-        if number == 2:
-            size = 0
-            for n, v in _fields(dim):
-                if n == 1:
-                    size = _signed64(int(v))
-            dims.append(size)
-    return tuple(dims)
-
-
 def _varints(value: int | memoryview) -> list[int]:
     """An unpacked varint field's value, or every varint of a packed run."""
     if isinstance(value, int):
@@ -166,7 +161,7 @@ def tensor_to_json(buf: memoryview | bytes) -> Any:
         if number == 1:
             dtype = DTYPE_NAMES.get(int(v), f"DT_{int(v)}")
         elif number == 2:
-            shape = _shape(v)
+            shape = _tensor_shape(v) or ()
         elif number == 4:
             content = bytes(v)
         elif number in _VALUE_FIELDS:
