@@ -53,12 +53,6 @@ def require(module: str) -> ModuleType:
         raise MissingDependency(_PACKAGES.get(top, module), "azure", provider=PROVIDER) from e
 
 
-def raw_json(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Any:
-    """A ``cls=`` callback for generated operations: the response body as plain JSON."""
-    response = pipeline_response.http_response
-    return response.json() if response.text() else None
-
-
 def raw_response(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Any:
     """A ``cls=`` callback for generated operations: the azure-core HTTP response itself."""
     return pipeline_response.http_response
