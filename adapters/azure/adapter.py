@@ -29,6 +29,7 @@ from cloudserve.errors import (
     NotFound,
     ProviderError,
 )
+from cloudserve.file_hashes import FileHashes
 from cloudserve.progress import Progress
 from cloudserve.records import DeploySpec, ExportInfo, Finding, Plan, PlanAction, VersionRecord
 from cloudserve.waiting import Backoff, resumable
@@ -107,6 +108,7 @@ class AzureMLAdapter(Adapter):
     ):
         super().__init__(config, clients=clients, progress=progress)
         self._api: WorkspaceApi | None = None
+        self._hashes = FileHashes()  # shared by plan and deploy: each file hashed once
 
     # ------------------------------------------------------------------ seams
 
@@ -235,7 +237,7 @@ class AzureMLAdapter(Adapter):
     def plan(self, spec: DeploySpec, export: ExportInfo) -> Plan:
         """What :meth:`deploy` would do, from reads of the workspace and datastore."""
         state = self._state(spec.model)
-        digest = upload.export_digest(export)
+        digest = upload.export_digest(export, self._hashes)
         registered = state.version(spec.version)
         actions: list[PlanAction] = []
         if registered is not None:
@@ -250,6 +252,7 @@ class AzureMLAdapter(Adapter):
                 container,
                 files,
                 upload.version_prefix(self.config.prefix, spec.model, spec.version),
+                self._hashes,
             )
             actions += [PlanAction("upload", "blob", f"{where}/{n}") for n in to_upload]
             actions += [PlanAction("skip", "blob", f"{where}/{n}", "same content") for n in to_skip]
@@ -296,7 +299,7 @@ class AzureMLAdapter(Adapter):
         self.ensure_deployable(spec, export)
         deadline = time.monotonic() + timeout
         ws = self._ws()
-        digest = upload.export_digest(export)
+        digest = upload.export_digest(export, self._hashes)
         state = self._state(spec.model)
         self._refuse_foreign_endpoint(spec.model, state)
         registered = state.version(spec.version)
@@ -364,7 +367,12 @@ class AzureMLAdapter(Adapter):
         self.progress.status(f"uploading {spec.model} v{spec.version} to {where}/{folder}")
         with resumable(f"uploading {spec.model} v{spec.version}", provider=PROVIDER):
             upload.upload_export(
-                container, files, folder, label=f"{where}/{folder}", progress=self.progress
+                container,
+                files,
+                folder,
+                label=f"{where}/{folder}",
+                progress=self.progress,
+                hashes=self._hashes,
             )
         body = {
             "properties": {

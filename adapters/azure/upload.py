@@ -5,6 +5,8 @@ model is the ``<model>`` folder, which Azure mounts at
 ``/var/azureml-app/azureml-models/<model>/<version>/<model>/``, so the serving container finds
 ``$MODEL_BASE_PATH/$MODEL_NAME/<version>/saved_model.pb`` as TF Serving expects. Files whose
 blob already holds the same content (MD5) are skipped, so an interrupted upload resumes.
+Each file is hashed once per adapter: ``plan`` and ``deploy`` pass the adapter's
+:class:`~cloudserve.file_hashes.FileHashes`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from cloudserve.file_hashes import FileHashes
 from cloudserve.progress import Progress
 from cloudserve.records import ExportInfo
 from cloudserve_adapters.azure.sdk import call, require
@@ -45,11 +48,12 @@ def file_md5(path: Path) -> bytes:
     return digest.digest()
 
 
-def export_digest(export: ExportInfo) -> str:
+def export_digest(export: ExportInfo, hashes: FileHashes | None = None) -> str:
     """A content digest of the export (sha256 over its files' names and MD5s)."""
+    hashes = hashes or FileHashes()
     digest = hashlib.sha256()
     for name in export.files:
-        digest.update(name.encode() + b"\0" + file_md5(export.path / name))
+        digest.update(name.encode() + b"\0" + hashes.get(export.path / name, file_md5))
     return digest.hexdigest()
 
 
@@ -59,31 +63,41 @@ def stored_md5s(container: Any, prefix: str) -> dict[str, bytes]:
     return {b.name: bytes(b.content_settings.content_md5 or b"") for b in blobs}
 
 
-def pending(container: Any, files: dict[str, Path], prefix: str) -> tuple[list[str], list[str]]:
+def pending(
+    container: Any, files: dict[str, Path], prefix: str, hashes: FileHashes | None = None
+) -> tuple[list[str], list[str]]:
     """(blobs to upload, blobs already holding the same content); ``files`` lie under
     ``prefix``."""
+    hashes = hashes or FileHashes()
     stored = stored_md5s(container, prefix)
     upload, skip = [], []
     for name, path in files.items():
-        (skip if stored.get(name) == file_md5(path) else upload).append(name)
+        (skip if stored.get(name) == hashes.get(path, file_md5) else upload).append(name)
     return upload, skip
 
 
 def upload_export(
-    container: Any, files: dict[str, Path], prefix: str, *, label: str, progress: Progress
+    container: Any,
+    files: dict[str, Path],
+    prefix: str,
+    *,
+    label: str,
+    progress: Progress,
+    hashes: FileHashes | None = None,
 ) -> list[str]:
     """Upload what is missing or different; report bytes moved. Returns the blobs written.
 
     Idempotent: blobs with the same MD5 are skipped. Blocks until every blob is written.
     """
     blob_module = require("azure.storage.blob")
-    to_upload, _ = pending(container, files, prefix)
+    hashes = hashes or FileHashes()
+    to_upload, _ = pending(container, files, prefix, hashes)
     total = sum(files[name].stat().st_size for name in to_upload)
     done = 0
     progress.transfer(label, 0, total)
     for name in to_upload:
         path = files[name]
-        md5 = file_md5(path)
+        md5 = hashes.get(path, file_md5)
         settings = blob_module.ContentSettings(content_md5=bytearray(md5))
         with path.open("rb") as handle:
             call(

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from cloudserve import file_hashes
 from cloudserve.errors import ConfigError, NotFound
 from cloudserve.progress import Progress
 from cloudserve.records import ExportInfo
@@ -68,35 +69,17 @@ def file_crc32c(path: Path) -> str:
     return base64.b64encode(checksum.digest()).decode("ascii")
 
 
-class FileHashes:
-    """MD5 and CRC32C digests of local files, each computed at most once per file state.
-
-    A file is read again only when its size or modification time changed. Not thread-safe;
-    one instance serves one adapter (so ``plan`` then ``deploy`` hash each file once).
-    """
-
-    def __init__(self) -> None:
-        self._md5: dict[tuple[str, int, int], str] = {}
-        self._crc32c: dict[tuple[str, int, int], str] = {}
-
-    @staticmethod
-    def _key(path: Path) -> tuple[str, int, int]:
-        stat = path.stat()
-        return str(path.absolute()), stat.st_size, stat.st_mtime_ns
+class FileHashes(file_hashes.FileHashes):
+    """MD5 and CRC32C digests of local files, each computed at most once per file state
+    (one instance serves one adapter, so ``plan`` then ``deploy`` hash each file once)."""
 
     def md5(self, path: Path) -> str:
         """Base64 MD5 of ``path`` (see :func:`file_md5`)."""
-        key = self._key(path)
-        if key not in self._md5:
-            self._md5[key] = file_md5(path)
-        return self._md5[key]
+        return self.get(path, file_md5)
 
     def crc32c(self, path: Path) -> str:
         """Base64 CRC32C of ``path`` (see :func:`file_crc32c`)."""
-        key = self._key(path)
-        if key not in self._crc32c:
-            self._crc32c[key] = file_crc32c(path)
-        return self._crc32c[key]
+        return self.get(path, file_crc32c)
 
 
 def export_digest(export: ExportInfo, hashes: FileHashes | None = None) -> str:

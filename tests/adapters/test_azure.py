@@ -41,6 +41,7 @@ from tests.support import RecordingProgress, free_port, tf_predictor
 pytest.importorskip("azure.ai.ml", reason="run: bash scripts/install-test-deps.sh")
 
 from cloudserve_adapters.azure import preflight as az_preflight  # noqa: E402
+from cloudserve_adapters.azure import upload  # noqa: E402
 from cloudserve_adapters.azure.adapter import AzureMLAdapter  # noqa: E402
 from cloudserve_adapters.azure.config import AzureConfig  # noqa: E402
 from cloudserve_adapters.azure.sdk import DEV_URL_ENV, AzureClients  # noqa: E402
@@ -393,6 +394,20 @@ def test_version_logs_come_from_the_deployment(adapter, export_v1):
     lines = adapter.version_logs(MODEL, "1", lines=1)
     assert len(lines) == 1 and "Successfully loaded servable" in lines[0]
     assert adapter.version_logs(MODEL, "7") == []
+
+
+def test_each_file_is_hashed_once_for_plan_and_deploy(adapter, export_v1, monkeypatch):
+    hashed: list[Path] = []
+    real = upload.file_md5
+
+    def counting(path: Path) -> bytes:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(upload, "file_md5", counting)
+    adapter.plan(spec(export_v1, "1"), export_v1)
+    adapter.deploy(spec(export_v1, "1"), export_v1, timeout=60)
+    assert sorted(hashed) == sorted(export_v1.path / f for f in export_v1.files)
 
 
 # --------------------------------------------------------------------------- default, traffic
