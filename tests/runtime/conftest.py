@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +113,23 @@ def wait_until_up(server: ServerProcess, timeout: float = START_TIMEOUT_S) -> No
         time.sleep(0.2)
     server.stop(signal.SIGKILL)
     raise RuntimeError(f"server did not come up in {timeout}s:\n{server.log()}")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Polls ``condition`` every 0.1 s (gRPC errors count as not yet) until it holds.
+
+    Raises:
+        AssertionError: it did not hold within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 @contextlib.contextmanager

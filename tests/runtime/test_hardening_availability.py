@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.runtime.conftest import HALF_PLUS_TWO, ServerProcess, serving
+from tests.runtime.conftest import HALF_PLUS_TWO, ServerProcess, serving, wait_for
 
 MODEL = "hp2"
 GOOD = HALF_PLUS_TWO / "00000123"
@@ -65,15 +65,6 @@ def status(server: ServerProcess) -> dict[int, tuple[str, str]]:
     }
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def base(tmp_path: Path) -> Path:
     """A base path holding a good version 1."""
@@ -99,7 +90,7 @@ def test_failed_new_version_keeps_old_serving(server: ServerProcess, base: Path)
         broken = base / "2"
         shutil.copytree(GOOD, broken)
         (broken / "saved_model.pb").write_bytes(b"\x0a\xff\xff\xff not a SavedModel")
-        wait_for(lambda: status(server).get(2, ("",))[0] == "END", "version 2 to fail")
+        wait_for(lambda: status(server).get(2, ("",))[0] == "END", 60.0, "version 2 to fail")
         time.sleep(1.0)  # several polls with version 2 in error
         assert status(server)[1][0] == "AVAILABLE"
         assert status(server)[2][1], "the failed version reports its load error"
@@ -108,7 +99,7 @@ def test_failed_new_version_keeps_old_serving(server: ServerProcess, base: Path)
         shutil.copytree(GOOD, fixed)
         shutil.rmtree(broken)
         os.rename(fixed, broken)
-        wait_for(lambda: status(server).get(1, ("",))[0] == "END", "version 1 to be unloaded")
+        wait_for(lambda: status(server).get(1, ("",))[0] == "END", 60.0, "version 1 to be unloaded")
         time.sleep(0.3)
     assert status(server)[2][0] == "AVAILABLE"
     assert loop.failures == []
@@ -132,7 +123,7 @@ def test_unlistable_base_path_keeps_loaded_versions(server: ServerProcess, base:
     with PredictLoop(server) as loop:
         time.sleep(0.5)
         restore = _make_unlistable(base)
-        wait_for(lambda: "keeping the loaded versions [1]" in server.log(), "the poll error")
+        wait_for(lambda: "keeping the loaded versions [1]" in server.log(), 60.0, "the poll error")
         time.sleep(1.0)
         assert status(server)[1][0] == "AVAILABLE"
         restore()
@@ -151,8 +142,8 @@ def test_half_written_version_never_replaces_serving_one(server: ServerProcess, 
         time.sleep(3.0)  # variables arrive seconds later
         shutil.copytree(GOOD / "assets", slow / "assets")
         shutil.copytree(GOOD / "variables", slow / "variables")
-        wait_for(lambda: status(server).get(2, ("",))[0] == "AVAILABLE", "version 2 to load")
-        wait_for(lambda: status(server).get(1, ("",))[0] == "END", "version 1 to be unloaded")
+        wait_for(lambda: status(server).get(2, ("",))[0] == "AVAILABLE", 60.0, "version 2 to load")
+        wait_for(lambda: status(server).get(1, ("",))[0] == "END", 60.0, "version 1 to be unloaded")
         time.sleep(0.3)
     assert loop.failures == []
     assert loop.ok > 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -28,6 +28,7 @@ from tests.runtime.conftest import (
     ServerProcess,
     copy_model,
     serving,
+    wait_for,
     write_config,
 )
 
@@ -72,18 +73,6 @@ class Client:
         config = text_format.Parse(config_text, model_server_config_pb2.ModelServerConfig())
         request = model_management_pb2.ReloadConfigRequest(config=config)
         self.model_stub.HandleReloadConfigRequest(request, timeout)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 def config_text(
