@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from cloudserve_runtime import json_tensor, methods, rest_codec
+from cloudserve_runtime import methods, rest_codec
 from cloudserve_runtime.errors import (
     ServingError,
     as_serving_error,
@@ -353,7 +353,7 @@ class RestApp:
         # Bodies from OFFLOAD_BYTES up are decoded and their responses encoded on a worker
         # thread, so one large request never stalls the event loop (/healthz, small requests).
         offload = len(body) >= OFFLOAD_BYTES
-        request = await _run(offload, _parse, json_tensor.decode_predict_request, body)
+        request = await _run(offload, _parse, rest_codec.decode_predict_request, body)
         with self._manager.acquire(*target) as handle:
             signature = methods.predict_signature_rest(handle.servable, request.signature_name)
             dtypes = {alias: dtype for alias, (dtype, _) in signature.inputs.items()}

@@ -22,6 +22,7 @@ from .json_examples import (
 )
 from .json_tensor import (
     PredictRequest,
+    decode_predict_request,
     encode_predict_response,
     parse_predict_request,
     predict_inputs_to_tensors,
@@ -33,6 +34,7 @@ __all__ = [
     "ExampleRequest",
     "PredictRequest",
     "RestError",
+    "decode_predict_request",
     "encode_classify_response",
     "encode_error",
     "encode_model_metadata",
