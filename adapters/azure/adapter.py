@@ -293,8 +293,8 @@ class AzureMLAdapter(Adapter):
         The first version gets 100 % of the traffic; a later one none unless
         ``spec.set_default`` or ``spec.traffic`` (a canary split). With ``wait=False`` it
         returns once the deployment operation has started (state CREATING), moving no traffic.
-        A failed deployment leaves the traffic, and so the previous default, as it was; the
-        error carries the container's last log lines.
+        A failed deployment leaves the traffic, and so the previous default, as it was
+        (:func:`cloudserve.deploy.deploy` adds the container's last log lines to the error).
         """
         self.ensure_deployable(spec, export)
         deadline = time.monotonic() + timeout
@@ -325,14 +325,13 @@ class AzureMLAdapter(Adapter):
         try:
             ws.wait(operation, deadline)
         except ProviderError as e:
-            logs = self.version_logs(spec.model, spec.version, lines=20)
             serving = (
                 f"the previous default v{previous} keeps serving"
                 if previous
                 else "no traffic was routed to it"
             )
             raise ProviderError(
-                f"{e.message}; {serving}" + ("\n" + "\n".join(logs) if logs else ""),
+                f"{e.message}; {serving}",
                 hint="raise targets.azure.liveness_probe.initial_delay_s or pick a bigger "
                 "instance_type if the container starts slowly; re-run deploy when fixed",
                 provider=PROVIDER,
