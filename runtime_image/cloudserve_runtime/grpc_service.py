@@ -64,12 +64,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def __init__(
         self, manager: ModelManager, runner: InferenceRunner, metrics: Metrics,
-        limits: ServerLimits | None = None,
+        limits: ServerLimits,
     ) -> None:
         self._manager = manager
         self._runner = runner
         self._metrics = metrics
-        self._max_tensor_bytes = (limits or ServerLimits()).max_tensor_bytes
+        self._max_tensor_bytes = limits.max_tensor_bytes
 
     def _acquire(self, spec: model_pb2.ModelSpec) -> ServableHandle:
         if not spec.name:
@@ -255,9 +255,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     is sooner (then DEADLINE_EXCEEDED; the new config stays applied and keeps loading).
     """
 
-    def __init__(self, manager: ModelManager, limits: ServerLimits | None = None) -> None:
+    def __init__(self, manager: ModelManager, limits: ServerLimits) -> None:
         self._manager = manager
-        self._reload_timeout_s = (limits or ServerLimits()).reload_timeout_s
+        self._reload_timeout_s = limits.reload_timeout_s
         self._reloading = threading.Lock()
 
     def GetModelStatus(
@@ -313,9 +313,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 def add_services(
     server: grpc.Server, manager: ModelManager, runner: InferenceRunner, metrics: Metrics,
-    limits: ServerLimits | None = None,
+    limits: ServerLimits,
 ) -> None:
-    """Registers both services on ``server`` (``limits``: default :class:`ServerLimits`)."""
+    """Registers both services on ``server``."""
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(manager, runner, metrics, limits), server
     )
