@@ -162,7 +162,6 @@ class _Connection(asyncio.Protocol):
         self._head_started = 0.0
         self._header_count = 0
         self._head_parsed = 0
-        self._in_head = True
         self._body_started = 0.0
         self._backlog = b""
         self._feeding = False
@@ -240,12 +239,12 @@ class _Connection(asyncio.Protocol):
                     return
                 step = len(view) if not self._pending else _PIPELINE_SLICE
                 piece, view = view[:step], view[step:]
-                if self._in_head:
+                if self._parsing is None:  # in a request head
                     if not self._head_bytes:
                         self._head_started = time.monotonic()
                     self._head_bytes += len(piece)
                 self._parse(piece)
-                if self._in_head and self._head_bytes > self._limits.max_header_bytes:
+                if self._parsing is None and self._head_bytes > self._limits.max_header_bytes:
                     self._reject(431, b"Request Header Fields Too Large")
         finally:
             self._feeding = False
@@ -332,7 +331,6 @@ class _Connection(asyncio.Protocol):
             self._expect = True
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
         self._head_bytes = self._header_count = self._head_parsed = 0
         self._body_started = time.monotonic()
         parser = self._parser
@@ -384,7 +382,6 @@ class _Connection(asyncio.Protocol):
         request.wake()
 
     def on_message_complete(self) -> None:
-        self._in_head = True
         request = self._parsing
         self._parsing = None
         if request is None:
