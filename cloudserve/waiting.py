@@ -64,6 +64,30 @@ class Backoff:
             delay = min(delay * self.factor, self.max_s)
 
 
+class Deadline:
+    """One overall timeout shared by the several waits of one command.
+
+    Args:
+        timeout: seconds from now.
+        floor_s: what :meth:`remaining` returns at least, so a last short wait (or a
+            request's own timeout) is never zero.
+    """
+
+    def __init__(self, timeout: float, *, floor_s: float = 0.1, clock=time.monotonic):
+        self.timeout = timeout
+        self._floor_s = floor_s
+        self._clock = clock
+        self._end = clock() + timeout
+
+    def remaining(self) -> float:
+        """Seconds left, at least ``floor_s``."""
+        return max(self._end - self._clock(), self._floor_s)
+
+    def expired(self) -> bool:
+        """True once the timeout has passed."""
+        return self._clock() > self._end
+
+
 def wait_until(
     poll: Callable[[], T],
     *,

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from cloudserve.records import (
     PlanAction,
     VersionRecord,
 )
-from cloudserve.waiting import Backoff, wait_until
+from cloudserve.waiting import Backoff, Deadline, wait_until
 from cloudserve_adapters.kubernetes import manifests, serving
 from cloudserve_adapters.kubernetes import preflight as checks
 from cloudserve_adapters.kubernetes.apply import apply, planned_patch
@@ -210,7 +209,7 @@ class KubernetesAdapter(Adapter):
         if spec.traffic:
             self.require(Feature.TRAFFIC_SPLIT)
         model, version = spec.model, str(int(spec.version))
-        clock = _Deadline(timeout)
+        clock = Deadline(timeout, floor_s=0.5)
         self._require_namespace()
         state = self._state_or_none(model)
         image, memory = self.image(export), self.memory_mb(export)
@@ -307,7 +306,7 @@ class KubernetesAdapter(Adapter):
                 hint=f"its versions: {', '.join(map(str, state.numbers()))}",
                 provider=PROVIDER,
             )
-        clock = _Deadline(timeout)
+        clock = Deadline(timeout, floor_s=0.5)
         self._wait_serving(model, version, clock)
         changed = state.default != version
         if changed:
@@ -328,12 +327,12 @@ class KubernetesAdapter(Adapter):
                 provider=PROVIDER,
             )
         version = history[-1]
-        clock = _Deadline(timeout)
+        clock = Deadline(timeout, floor_s=0.5)
         self._wait_serving(model, version, clock)
         self._move_default(model, version, clock, remember=False)
         return self._record(model, version, changed=True)
 
-    def _move_default(self, model: str, version: str, clock: _Deadline, *, remember: bool) -> None:
+    def _move_default(self, model: str, version: str, clock: Deadline, *, remember: bool) -> None:
         """Move the label and wait for every ready pod; put it back on failure."""
         before = self._state(model)
         history = list(before.history)
@@ -560,7 +559,7 @@ class KubernetesAdapter(Adapter):
             return (("spec", "replicas"),)
         return ()
 
-    def _wait_serving(self, model: str, version: str, clock: _Deadline) -> None:
+    def _wait_serving(self, model: str, version: str, clock: Deadline) -> None:
         """Block until every ready pod serves ``version``; ProviderError when it failed."""
 
         def poll() -> list[serving.PodView]:
@@ -622,14 +621,3 @@ class KubernetesAdapter(Adapter):
             },
             message=message,
         )
-
-
-class _Deadline:
-    """One overall timeout shared by the waits of a command."""
-
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-        self._end = time.monotonic() + timeout
-
-    def remaining(self) -> float:
-        return max(self._end - time.monotonic(), 0.5)

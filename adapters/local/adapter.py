@@ -32,6 +32,7 @@ from cloudserve.records import (
     VersionRecord,
     VersionState,
 )
+from cloudserve.waiting import Deadline
 from cloudserve_adapters.local import model_config
 from cloudserve_adapters.local.config import LocalConfig
 from cloudserve_adapters.local.model_config import ModelEntry, ServedModels
@@ -67,18 +68,6 @@ class LocalClients:
     """
 
     runtime_command: tuple[str, ...] = DEFAULT_COMMAND
-
-
-class _Deadline:
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-        self._end = time.monotonic() + timeout
-
-    def remaining(self) -> float:
-        return max(self._end - time.monotonic(), 0.1)
-
-    def expired(self) -> bool:
-        return time.monotonic() > self._end
 
 
 class LocalAdapter(Adapter):
@@ -202,7 +191,7 @@ class LocalAdapter(Adapter):
             self.require(Feature.TRAFFIC_SPLIT)
         model, version = spec.model, str(int(spec.version))
         number = int(version)
-        deadline = _Deadline(timeout)
+        deadline = Deadline(timeout)
         with self.repository.locked():
             changed = not self._same_content_deployed(export, model, version)
             if changed:
@@ -277,7 +266,7 @@ class LocalAdapter(Adapter):
         """
         check_names(model, version)
         number = int(version)
-        deadline = _Deadline(timeout)
+        deadline = Deadline(timeout)
         with self.repository.locked():
             entry = self._entry(model)
             if number not in entry.versions:
@@ -299,7 +288,7 @@ class LocalAdapter(Adapter):
         Raises NotFound for an unknown model or when there is no earlier default.
         """
         check_names(model)
-        deadline = _Deadline(timeout)
+        deadline = Deadline(timeout)
         with self.repository.locked():
             entry = self._entry(model)
             history = self.repository.default_history(model)
@@ -324,7 +313,7 @@ class LocalAdapter(Adapter):
         runtime: RuntimeInfo,
         entry: ModelEntry,
         number: int,
-        deadline: _Deadline,
+        deadline: Deadline,
         *,
         remember: bool,
     ) -> None:
@@ -443,8 +432,8 @@ class LocalAdapter(Adapter):
         numbers = sorted(on_disk | set(entry.versions if entry else ()), reverse=True)
         return [*(f"{model}/{n}" for n in numbers), model]
 
-    def _unload_deadline(self) -> _Deadline:
-        return _Deadline(self.config.unload_timeout_s)
+    def _unload_deadline(self) -> Deadline:
+        return Deadline(self.config.unload_timeout_s)
 
     # ------------------------------------------------------------------ runtime plumbing
 
@@ -461,7 +450,7 @@ class LocalAdapter(Adapter):
             raise NotFound(f"no model '{model}' on the local target", provider=self.name)
         return entry
 
-    def _apply(self, served: ServedModels, deadline: _Deadline) -> None:
+    def _apply(self, served: ServedModels, deadline: Deadline) -> None:
         """Write the config file, then hand it to the runtime if one runs.
 
         If the runtime rejects it, the previous file is restored (and handed back) before
@@ -490,7 +479,7 @@ class LocalAdapter(Adapter):
             client.close()
 
     def _wait_available(
-        self, runtime: RuntimeInfo, model: str, version: str, deadline: _Deadline
+        self, runtime: RuntimeInfo, model: str, version: str, deadline: Deadline
     ) -> None:
         """Poll the runtime's status route until ``version`` is AVAILABLE.
 
