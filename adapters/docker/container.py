@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import time
 from collections.abc import Callable
 from typing import Any
 
 from cloudserve.errors import DeployTimeout, ProviderError
 from cloudserve.progress import NullProgress, Progress
+from cloudserve.waiting import Backoff, Interrupted, wait_until
 from cloudserve_adapters.docker.config import DockerConfig
 from cloudserve_adapters.local.repository import Repository, write_atomic
 from cloudserve_adapters.local.runtime_process import RuntimeInfo
+
+#: a runtime container is ready within seconds: poll often, never slower than once a second
+READY_BACKOFF = Backoff(initial_s=0.2, max_s=1.0, factor=1.5)
 
 LABEL_MODEL = "io.cloudserve.model"
 LABEL_SETTINGS = "io.cloudserve.settings"
@@ -240,36 +243,53 @@ class ModelContainer:
         return self._wait_ready(container)
 
     def _wait_ready(self, container: Any) -> RuntimeInfo:
-        deadline = time.monotonic() + self.config.startup_timeout_s
-        while True:
+        """Poll until the runtime in ``container`` is ready (through the shared waiting helper).
+
+        Raises:
+            ProviderError: the container exited while starting (its log tail attached).
+            DeployTimeout: not ready within ``startup_timeout_s``; the container is removed.
+        """
+
+        def poll() -> RuntimeInfo | None:
             container.reload()
             if container.status in ("exited", "dead"):
                 code = container.attrs["State"].get("ExitCode")
-                tail = self.log_tail()
                 raise ProviderError(
                     f"container {self.name} exited during start (exit code {code}); "
-                    f"its log ends with:\n{tail}",
+                    f"its log ends with:\n{self.log_tail()}",
                     hint=f"docker logs {self.name}",
                     provider="docker",
                 )
-            if container.status == "running":
-                info = self._info(container)
-                client = info.client()
-                try:
-                    if client.ready():
-                        return info
-                finally:
-                    client.close()
-            if time.monotonic() > deadline:
-                tail = self.log_tail()
-                self.remove()
-                raise DeployTimeout(
-                    f"container {self.name} was not ready after "
-                    f"{self.config.startup_timeout_s:g} s; its log ends with:\n{tail}",
-                    hint="raise targets.docker.startup_timeout_s",
-                    provider="docker",
-                )
-            time.sleep(0.2)
+            if container.status != "running":
+                return None
+            info = self._info(container)
+            client = info.client()
+            try:
+                return info if client.ready() else None
+            finally:
+                client.close()
+
+        try:
+            return wait_until(
+                poll,
+                settled=lambda info: info is not None,
+                label=f"container {self.name}",
+                describe=lambda info: "ready" if info else "starting",
+                timeout=self.config.startup_timeout_s,
+                backoff=READY_BACKOFF,
+                provider="docker",
+            )
+        except Interrupted:
+            raise
+        except DeployTimeout as e:
+            tail = self.log_tail()
+            self.remove()
+            raise DeployTimeout(
+                f"container {self.name} was not ready after "
+                f"{self.config.startup_timeout_s:g} s; its log ends with:\n{tail}",
+                hint="raise targets.docker.startup_timeout_s",
+                provider="docker",
+            ) from e
 
     def fit_memory(self, container: Any) -> None:
         """Raise the container's memory limit to what the models now need (never lowers it)."""
