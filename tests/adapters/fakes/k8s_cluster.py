@@ -209,7 +209,11 @@ class FakeController:
         old = [p for p in pods if p not in new]
         ready_new = False
         if mode == "run":
-            runtime = self.runtimes.get(key) or self._start(key, ns, name, container)
+            runtime = self.runtimes.get(key)
+            if runtime is not None and runtime.process.poll() is not None:
+                self._stop(key)  # the container died (e.g. its port was taken): kubelet restarts it
+                runtime = None
+            runtime = runtime or self._start(key, ns, name, container)
             ready_new = self._probe(runtime, container)
         for index in range(len(new), replicas):
             pod_name = f"{name}-{digest}-{index}"
