@@ -17,7 +17,10 @@ from tests.support import gcs_emulator
 
 
 def port_free(port: int) -> bool:
+    """True when a server could listen on ``port`` now. SO_REUSEADDR, as the runtime's own
+    listeners use it, so connections of an earlier test still in TIME_WAIT do not count."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
