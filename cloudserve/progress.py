@@ -8,6 +8,7 @@ Adapters only ever call the two methods of :class:`Progress`.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
@@ -21,6 +22,22 @@ class Progress(Protocol):
 
     def transfer(self, label: str, done: int, total: int) -> None:
         """Bytes moved so far out of ``total`` for an upload named ``label``."""
+
+
+def byte_counter(progress: Progress, label: str, total: int) -> Callable[[int], None]:
+    """A callback that adds up transferred byte counts and reports the running total of
+    ``label`` to ``progress``. Thread-safe: boto3's ``Callback`` calls it from its transfer
+    threads."""
+    lock = threading.Lock()
+    done = 0
+
+    def on_bytes(count: int) -> None:
+        nonlocal done
+        with lock:
+            done += count
+            progress.transfer(label, done, total)
+
+    return on_bytes
 
 
 class NullProgress:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib
 import math
-import threading
 from typing import Any
 
 from cloudserve.errors import ConfigError
 from cloudserve.limits import limit
-from cloudserve.progress import Progress
+from cloudserve.progress import Progress, byte_counter
 from cloudserve_adapters.aws import naming, sdk
 from cloudserve_adapters.aws.packaging import Artifact
 
@@ -100,15 +99,7 @@ def transfer_config(size: int) -> Any:
 def upload(s3: Any, artifact: Artifact, bucket: str, key: str, progress: Progress) -> None:
     """Upload ``artifact`` (multipart above 8 MiB) with its digest in the object metadata."""
     label = f"s3://{bucket}/{key}"
-    lock = threading.Lock()
-    done = 0
-
-    def on_bytes(count: int) -> None:
-        nonlocal done
-        with lock:
-            done += count
-            progress.transfer(label, done, artifact.size)
-
+    on_bytes = byte_counter(progress, label, artifact.size)
     progress.transfer(label, 0, artifact.size)
     try:
         s3.upload_file(

@@ -9,11 +9,10 @@ error translation, one object per file.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Protocol
 
 from cloudserve.errors import ConfigError
-from cloudserve.progress import Progress
+from cloudserve.progress import Progress, byte_counter
 from cloudserve.records import ExportInfo
 from cloudserve_adapters.kubernetes.config import KubernetesConfig
 
@@ -76,15 +75,7 @@ class S3Store:
         self._check_bucket()
         self.delete(model, version)  # an interrupted earlier attempt leaves nothing behind
         label = self.uri(model, version)
-        lock = threading.Lock()
-        done = 0
-
-        def on_bytes(count: int) -> None:
-            nonlocal done
-            with lock:
-                done += count
-                progress.transfer(label, done, export.total_bytes)
-
+        on_bytes = byte_counter(progress, label, export.total_bytes)
         progress.transfer(label, 0, export.total_bytes)
         for rel in export.files:
             key = _key(self.prefix, model, version, rel)
