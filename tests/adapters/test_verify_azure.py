@@ -4,18 +4,13 @@ previous default keeps all traffic; one that fails never takes any."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from cloudserve import deploy as workflow
 from cloudserve.errors import ProviderError
-from cloudserve.export import inspect
 from cloudserve.records import ExportInfo
 from tests.adapters.contract import PAYLOAD, predictions
 from tests.cli.write_exports import BROKEN_MESSAGE
-from tests.conftest import ROOT
 
 test_azure = pytest.importorskip(
     "tests.adapters.test_azure", reason="run: bash scripts/install-test-deps.sh"
@@ -31,15 +26,6 @@ fake = test_azure.fake
 pushed_runtime = test_azure.pushed_runtime
 make_adapter = test_azure.make_adapter
 adapter = test_azure.adapter
-
-
-@pytest.fixture(scope="module")
-def broken_export(tmp_path_factory: pytest.TempPathFactory) -> ExportInfo:
-    """Loads fine, fails every predict (a TF assertion): what the Azure fake really runs."""
-    out = tmp_path_factory.mktemp("broken") / "3"
-    writer = ROOT / "tests" / "cli" / "write_exports.py"
-    subprocess.run([sys.executable, str(writer), "broken", str(out)], check=True)
-    return inspect(out)
 
 
 def run_deploy(adapter, export: ExportInfo, version: str, **kw) -> workflow.Outcome:

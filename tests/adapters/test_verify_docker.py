@@ -4,33 +4,20 @@ that fails its smoke request never becomes the default, and the error carries ``
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cloudserve import deploy as workflow
 from cloudserve.errors import ProviderError
-from cloudserve.export import inspect
 from cloudserve.records import DeploySpec, ExportInfo
 from tests.adapters.contract import PAYLOAD, predictions
 from tests.adapters.test_docker import docker_adapter  # noqa: F401 - the suite's fixture
 from tests.cli.write_exports import BROKEN_MESSAGE
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
 MODEL = "verify-model"
-
-
-@pytest.fixture(scope="module")
-def broken_export(tmp_path_factory: pytest.TempPathFactory) -> ExportInfo:
-    """Loads fine, fails every predict (a TF assertion)."""
-    out = tmp_path_factory.mktemp("broken") / "3"
-    writer = ROOT / "tests" / "cli" / "write_exports.py"
-    subprocess.run([sys.executable, str(writer), "broken", str(out)], check=True)
-    return inspect(out)
 
 
 def run_deploy(adapter, export: ExportInfo, version: str, **kw) -> workflow.Outcome:

@@ -5,20 +5,15 @@ error carries its Cloud Logging lines."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from cloudserve import deploy as workflow
 from cloudserve.errors import ProviderError
-from cloudserve.export import inspect
 from cloudserve.records import ExportInfo
 from tests.adapters import test_gcp
 from tests.adapters.contract import PAYLOAD, predictions
 from tests.adapters.test_gcp import MODEL, spec
 from tests.cli.write_exports import BROKEN_MESSAGE
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +24,6 @@ runtime_image = test_gcp.runtime_image
 fake = test_gcp.fake
 make_adapter = test_gcp.make_adapter
 adapter = test_gcp.adapter
-
-
-@pytest.fixture(scope="module")
-def broken_export(tmp_path_factory: pytest.TempPathFactory) -> ExportInfo:
-    """Loads fine, fails every predict (a TF assertion): what the Vertex fake really runs."""
-    out = tmp_path_factory.mktemp("broken") / "3"
-    writer = ROOT / "tests" / "cli" / "write_exports.py"
-    subprocess.run([sys.executable, str(writer), "broken", str(out)], check=True)
-    return inspect(out)
 
 
 def run_deploy(adapter, export: ExportInfo, version: str, **kw) -> workflow.Outcome:
